@@ -1,0 +1,254 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Direct Linux system calls that Python's os module lacks.
+
+Every wrapper raises OSError(errno, strerror, filename) on failure, so the
+caller can turn it into a RootletError naming the step. Nothing here decides
+policy: the plans in runtime/ say what to call, in which order.
+"""
+
+from libc.errno cimport errno
+from libc.string cimport memset
+from libc.stdint cimport uint32_t, uint64_t
+from posix.types cimport pid_t
+
+
+cdef extern from "<sys/syscall.h>":
+    long SYS_pivot_root
+    long SYS_capget
+    long SYS_capset
+    long SYS_openat2
+    long SYS_mount_setattr
+    long SYS_close_range
+    long SYS_pidfd_send_signal
+
+cdef extern from "<unistd.h>":
+    long syscall(long number, ...)
+    int sethostname(const char *name, size_t length)
+    int setdomainname(const char *name, size_t length)
+
+cdef extern from "<sched.h>":
+    int unshare(int flags)
+    int setns(int fd, int nstype)
+
+cdef extern from "<sys/mount.h>":
+    int c_mount "mount"(const char *source, const char *target, const char *fstype,
+                        unsigned long flags, const void *data)
+    int c_umount2 "umount2"(const char *target, int flags)
+
+cdef extern from "<sys/prctl.h>":
+    int c_prctl "prctl"(int option, unsigned long arg2, unsigned long arg3,
+                        unsigned long arg4, unsigned long arg5)
+
+cdef extern from "<sys/personality.h>":
+    int c_personality "personality"(unsigned long persona)
+
+cdef extern from "<sys/resource.h>":
+    ctypedef unsigned long rlim_t
+    struct rlimit:
+        rlim_t rlim_cur
+        rlim_t rlim_max
+    int c_setrlimit "setrlimit"(int resource, const rlimit *rlim)
+
+cdef extern from "<sys/ioctl.h>":
+    int c_ioctl "ioctl"(int fd, unsigned long request, ...)
+
+cdef extern from "<termios.h>":
+    unsigned long TIOCSCTTY
+    unsigned long TIOCSWINSZ
+
+cdef extern from "<sys/ioctl.h>":
+    struct winsize:
+        unsigned short ws_row
+        unsigned short ws_col
+        unsigned short ws_xpixel
+        unsigned short ws_ypixel
+
+
+cdef struct cap_header:
+    uint32_t version
+    int pid
+
+cdef struct cap_data:
+    uint32_t effective
+    uint32_t permitted
+    uint32_t inheritable
+
+cdef struct open_how:
+    uint64_t flags
+    uint64_t mode
+    uint64_t resolve
+
+cdef struct mount_attr:
+    uint64_t attr_set
+    uint64_t attr_clr
+    uint64_t propagation
+    uint64_t userns_fd
+
+DEF LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+cdef inline int _check(long result, object filename=None) except -1:
+    if result < 0:
+        import os
+        code = errno
+        if filename is None:
+            raise OSError(code, os.strerror(code))
+        raise OSError(code, os.strerror(code), filename)
+    return 0
+
+
+def mount(source, target, fstype, unsigned long flags, data=None):
+    """mount(2); `source`, `fstype` and `data` may be None."""
+    cdef bytes b_source = _fs(source) if source is not None else None
+    cdef bytes b_target = _fs(target)
+    cdef bytes b_fstype = _fs(fstype) if fstype is not None else None
+    cdef bytes b_data = _fs(data) if data else None
+    _check(c_mount(<const char *>b_source if b_source is not None else NULL,
+                   b_target,
+                   <const char *>b_fstype if b_fstype is not None else NULL,
+                   flags,
+                   <const void *><const char *>b_data if b_data is not None else NULL),
+           target)
+
+
+def umount2(target, int flags=0):
+    cdef bytes b_target = _fs(target)
+    _check(c_umount2(b_target, flags), target)
+
+
+def pivot_root(new_root, put_old):
+    cdef bytes b_new = _fs(new_root)
+    cdef bytes b_old = _fs(put_old)
+    _check(syscall(SYS_pivot_root, <const char *>b_new, <const char *>b_old), new_root)
+
+
+def unshare_namespaces(int flags):
+    _check(unshare(flags))
+
+
+def join_namespace(int fd, int nstype):
+    _check(setns(fd, nstype))
+
+
+def set_hostname(name):
+    cdef bytes value = _fs(name)
+    _check(sethostname(value, len(value)))
+
+
+def set_domainname(name):
+    cdef bytes value = _fs(name)
+    _check(setdomainname(value, len(value)))
+
+
+def prctl(int option, unsigned long arg2=0, unsigned long arg3=0,
+          unsigned long arg4=0, unsigned long arg5=0):
+    cdef int result = c_prctl(option, arg2, arg3, arg4, arg5)
+    _check(result)
+    return result
+
+
+def personality(unsigned long persona):
+    _check(c_personality(persona))
+
+
+def set_rlimit(int resource, unsigned long soft, unsigned long hard):
+    cdef rlimit limit
+    limit.rlim_cur = soft
+    limit.rlim_max = hard
+    _check(c_setrlimit(resource, &limit))
+
+
+def get_capabilities():
+    """(effective, permitted, inheritable) of this thread as 64-bit masks."""
+    cdef cap_header header
+    cdef cap_data data[2]
+    header.version = LINUX_CAPABILITY_VERSION_3
+    header.pid = 0
+    _check(syscall(SYS_capget, &header, data))
+    return (
+        data[0].effective | (<uint64_t>data[1].effective << 32),
+        data[0].permitted | (<uint64_t>data[1].permitted << 32),
+        data[0].inheritable | (<uint64_t>data[1].inheritable << 32),
+    )
+
+
+def set_capabilities(uint64_t effective, uint64_t permitted, uint64_t inheritable):
+    cdef cap_header header
+    cdef cap_data data[2]
+    header.version = LINUX_CAPABILITY_VERSION_3
+    header.pid = 0
+    data[0].effective = effective & 0xffffffff
+    data[1].effective = effective >> 32
+    data[0].permitted = permitted & 0xffffffff
+    data[1].permitted = permitted >> 32
+    data[0].inheritable = inheritable & 0xffffffff
+    data[1].inheritable = inheritable >> 32
+    _check(syscall(SYS_capset, &header, data))
+
+
+def openat2(int dirfd, path, int flags, uint64_t resolve, unsigned int mode=0):
+    """openat2(2): used with RESOLVE_IN_ROOT so symlinks cannot leave the rootfs."""
+    cdef open_how how
+    memset(&how, 0, sizeof(how))
+    how.flags = <uint64_t>flags
+    how.mode = mode
+    how.resolve = resolve
+    cdef bytes b_path = _fs(path)
+    cdef long fd = syscall(SYS_openat2, dirfd, <const char *>b_path, &how, sizeof(how))
+    _check(fd, path)
+    return fd
+
+
+def mount_setattr(int dirfd, path, unsigned int flags, uint64_t attr_set,
+                  uint64_t attr_clr, uint64_t propagation=0):
+    """mount_setattr(2): the only way to apply an option to a whole tree (AT_RECURSIVE)."""
+    cdef mount_attr attr
+    memset(&attr, 0, sizeof(attr))
+    attr.attr_set = attr_set
+    attr.attr_clr = attr_clr
+    attr.propagation = propagation
+    cdef bytes b_path = _fs(path)
+    _check(syscall(SYS_mount_setattr, dirfd, <const char *>b_path, flags, &attr, sizeof(attr)), path)
+
+
+def close_range(unsigned int first, unsigned int last, unsigned int flags):
+    _check(syscall(SYS_close_range, first, last, flags))
+
+
+def pidfd_send_signal(int pidfd, int sig):
+    _check(syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0))
+
+
+def set_controlling_terminal(int fd):
+    _check(c_ioctl(fd, TIOCSCTTY, 0))
+
+
+def set_window_size(int fd, unsigned short rows, unsigned short cols):
+    cdef winsize size
+    memset(&size, 0, sizeof(size))
+    size.ws_row = rows
+    size.ws_col = cols
+    _check(c_ioctl(fd, TIOCSWINSZ, &size))
+
+
+cdef bytes _fs(value):
+    if isinstance(value, bytes):
+        return value
+    return (<str>value).encode("utf-8", "surrogateescape")
+
+
+cdef extern from "<sys/ioctl.h>":
+    unsigned long TIOCGPTPEER
+
+
+def open_pty_peer(int master_fd, int flags):
+    """The slave side of a pty master without a path lookup (TIOCGPTPEER):
+    the master belongs to the container's devpts, which the caller may not see."""
+    cdef int fd = c_ioctl(master_fd, TIOCGPTPEER, flags)
+    _check(fd)
+    return fd
+
+
+def unlock_pty(int master_fd):
+    cdef int unlock = 0
+    _check(c_ioctl(master_fd, 0x40045431, &unlock))  # TIOCSPTLCK

@@ -1,0 +1,272 @@
+"""runc's command line: global flags, one small function per command.
+
+Parsing is done here by hand, not with argparse (~16 ms to import): flags
+are `--name value`, `--name=value` or `-name` like runc's (Go) parser, must
+precede the positional arguments, and each command imports only what it
+needs, so `state` does not pay for `create`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from runtime import __version__, log
+from runtime.errors import RootletError
+
+USAGE = """usage: rootlet [global options] COMMAND [options] [arguments]
+
+A rootless-first, runc-compatible OCI container runtime.
+
+commands:
+  spec      write a default config.json into a bundle
+  create    create a container from a bundle
+  start     run the user's process in a created container
+  run       create and start a container (waits for it unless --detach)
+  state     print the state of a container as JSON
+  list      list the containers
+  kill      send a signal to a container's init (or --all its processes)
+  delete    delete a container and everything create made
+  features  print the features this runtime supports as JSON
+
+global options:
+  --root DIR               state directory (default /run/rootlet, or
+                           $XDG_RUNTIME_DIR/rootlet for an unprivileged user)
+  --log FILE               append log entries to FILE
+  --log-format text|json   format of the log entries (default text)
+  --debug                  log debug entries; show tracebacks
+  --systemd-cgroup         use systemd for cgroups (not supported yet)
+  --rootless auto|true|false
+  --version, -v            print the version
+  --help, -h               print this help
+"""
+
+GLOBAL_FLAGS = {
+    "root": True, "log": True, "log-format": True, "debug": False, "systemd-cgroup": False,
+    "rootless": True, "criu": True, "version": False, "help": False,
+}
+GLOBAL_ALIASES = {"v": "version", "h": "help"}
+
+# command -> ({flag: takes a value}, {alias: flag}, positional names, usage)
+COMMANDS: dict[str, tuple[dict[str, bool], dict[str, str], str]] = {
+    "spec": ({"bundle": True, "rootless": False}, {"b": "bundle"}, ""),
+    "create": ({"bundle": True, "pid-file": True, "console-socket": True, "no-pivot": False,
+                "no-new-keyring": False, "preserve-fds": True, "pidfd-socket": True},
+               {"b": "bundle"}, "ID"),
+    "run": ({"bundle": True, "pid-file": True, "console-socket": True, "no-pivot": False,
+             "no-new-keyring": False, "preserve-fds": True, "detach": False, "keep": False,
+             "no-subreaper": False, "pidfd-socket": True},
+            {"b": "bundle", "d": "detach"}, "ID"),
+    "start": ({}, {}, "ID"),
+    "state": ({}, {}, "ID"),
+    "list": ({"format": True, "quiet": False}, {"f": "format", "q": "quiet"}, ""),
+    "kill": ({"all": False}, {"a": "all"}, "ID [SIGNAL]"),
+    "delete": ({"force": False}, {"f": "force"}, "ID"),
+    "features": ({}, {}, ""),
+}
+
+
+class Usage(RootletError):
+    """A command line rootlet cannot parse."""
+
+
+def parse_flags(args: list[str], known: dict[str, bool], aliases: dict[str, str]) -> tuple[dict, list[str]]:
+    """Split `args` into flags and the positional arguments that follow them."""
+    flags: dict[str, object] = {}
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            index += 1
+            break
+        if not arg.startswith("-") or arg == "-":
+            break
+        name, has_value, value = arg.lstrip("-").partition("=")
+        name = aliases.get(name, name)
+        if name not in known:
+            raise Usage(f"flag provided but not defined: {arg}")
+        if known[name]:
+            if not has_value:
+                index += 1
+                if index >= len(args):
+                    raise Usage(f"flag needs an argument: {arg}")
+                value = args[index]
+            flags[name] = value
+        else:
+            flags[name] = value.lower() not in ("false", "0") if has_value else True
+        index += 1
+    return flags, args[index:]
+
+
+def default_root() -> str:
+    if os.geteuid() == 0:
+        return "/run/rootlet"
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR", "")
+    if runtime_dir:
+        return f"{runtime_dir}/rootlet"
+    return f"/tmp/rootlet-{os.geteuid()}"
+
+
+def _bundle(flags: dict) -> str:
+    return os.path.abspath(flags.get("bundle") or ".")
+
+
+def _one_id(positional: list[str], command: str) -> str:
+    if len(positional) != 1:
+        raise Usage(f"{command} needs exactly one container id, got {len(positional)} arguments")
+    return positional[0]
+
+
+def _preserve_fds(flags: dict) -> int:
+    text = flags.get("preserve-fds", "0")
+    if not text.isdigit():
+        raise Usage(f"--preserve-fds: {text!r} is not a number")
+    return int(text)
+
+
+# ---------------------------------------------------------------- commands
+
+def cmd_spec(root: str, flags: dict, positional: list[str]) -> int:
+    from runtime.spec import defaults
+
+    defaults.write_default(_bundle(flags), rootless=bool(flags.get("rootless")))
+    return 0
+
+
+def _create_options(flags: dict):
+    from runtime.container import CreateOptions
+
+    return CreateOptions(_bundle(flags), pid_file=os.path.abspath(flags["pid-file"]) if flags.get("pid-file")
+                         else "", console_socket=flags.get("console-socket", ""),
+                         no_pivot=bool(flags.get("no-pivot")), preserve_fds=_preserve_fds(flags))
+
+
+def cmd_create(root: str, flags: dict, positional: list[str]) -> int:
+    from runtime import container
+    from runtime.spec import load
+
+    container_id = _one_id(positional, "create")
+    options = _create_options(flags)
+    container.create(root, container_id, load.load_bundle(options.bundle), options)
+    return 0
+
+
+def cmd_run(root: str, flags: dict, positional: list[str]) -> int:
+    from runtime import run
+    from runtime.spec import load
+
+    container_id = _one_id(positional, "run")
+    options = _create_options(flags)
+    config = load.load_bundle(options.bundle)
+    return run.run(root, container_id, config, options, detach=bool(flags.get("detach")),
+                   keep=bool(flags.get("keep")))
+
+
+def cmd_start(root: str, flags: dict, positional: list[str]) -> int:
+    from runtime import container
+
+    container.start(root, _one_id(positional, "start"))
+    return 0
+
+
+def cmd_state(root: str, flags: dict, positional: list[str]) -> int:
+    from runtime import container, jsonio
+
+    state = container.get_state(root, _one_id(positional, "state"))
+    os.write(1, (jsonio.dumps(state, indent=2) + "\n").encode())
+    return 0
+
+
+def cmd_list(root: str, flags: dict, positional: list[str]) -> int:
+    from runtime import container, listing
+
+    output_format = flags.get("format", "table")
+    if output_format not in ("table", "json"):
+        raise Usage(f"--format: {output_format!r} is not one of table, json")
+    os.write(1, listing.render(container.list_all(root), output_format, bool(flags.get("quiet"))).encode())
+    return 0
+
+
+def cmd_kill(root: str, flags: dict, positional: list[str]) -> int:
+    from runtime import container, signals
+
+    if not 1 <= len(positional) <= 2:
+        raise Usage("kill needs a container id and optionally a signal")
+    signal = signals.parse(positional[1] if len(positional) == 2 else "SIGTERM")
+    container.kill(root, positional[0], signal, bool(flags.get("all")))
+    return 0
+
+
+def cmd_delete(root: str, flags: dict, positional: list[str]) -> int:
+    from runtime import container
+
+    container.delete(root, _one_id(positional, "delete"), bool(flags.get("force")))
+    return 0
+
+
+def cmd_features(root: str, flags: dict, positional: list[str]) -> int:
+    from runtime import features, jsonio
+
+    os.write(1, (jsonio.dumps(features.document(), indent=4) + "\n").encode())
+    return 0
+
+
+HANDLERS = {
+    "spec": cmd_spec, "create": cmd_create, "run": cmd_run, "start": cmd_start, "state": cmd_state,
+    "list": cmd_list, "kill": cmd_kill, "delete": cmd_delete, "features": cmd_features,
+}
+
+
+def _command_usage(command: str) -> str:
+    known, aliases, positional = COMMANDS[command]
+    names = {flag: [f"--{flag}"] for flag in known}
+    for alias, flag in aliases.items():
+        names[flag].append(f"-{alias}")
+    lines = [f"usage: rootlet {command} [options] {positional}".rstrip(), "", "options:"]
+    lines += [f"  {', '.join(names[flag])}{' VALUE' if known[flag] else ''}" for flag in known]
+    return "\n".join(lines) + "\n"
+
+
+def dispatch(argv: list[str]) -> int:
+    flags, rest = parse_flags(argv, GLOBAL_FLAGS, GLOBAL_ALIASES)
+    log.configure(flags.get("log", ""), flags.get("log-format", "text"), bool(flags.get("debug")))
+    if flags.get("version"):
+        os.write(1, f"rootlet version {__version__}\nspec: 1.2.0\n".encode())
+        return 0
+    if flags.get("help") or not rest:
+        os.write(1 if flags.get("help") else 2, USAGE.encode())
+        return 0 if flags.get("help") else 1
+    if flags.get("log-format", "text") not in ("text", "json"):
+        raise Usage(f"--log-format: {flags['log-format']!r} is not one of text, json")
+    if flags.get("systemd-cgroup"):
+        raise RootletError("--systemd-cgroup is not supported yet: rootlet manages cgroups through cgroupfs")
+    command, arguments = rest[0], rest[1:]
+    if command not in HANDLERS:
+        raise Usage(f"unknown command {command!r} (see rootlet --help)")
+    if arguments[:1] in (["--help"], ["-h"]):
+        os.write(1, _command_usage(command).encode())
+        return 0
+    known, aliases, _ = COMMANDS[command]
+    command_flags, positional = parse_flags(arguments, known, aliases)
+    root = os.path.abspath(flags.get("root") or default_root())
+    return HANDLERS[command](root, command_flags, positional)
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    try:
+        code = dispatch(argv)
+    except RootletError as err:
+        log.error(str(err))
+        code = 1
+    except KeyboardInterrupt:
+        code = 130
+    except Exception as err:  # noqa: BLE001 - a user sees one line, --debug shows the rest
+        if log.settings.debug:
+            import traceback
+
+            traceback.print_exc()
+        log.error(f"internal error: {type(err).__name__}: {err}")
+        code = 1
+    sys.stdout.flush()
+    os._exit(code)

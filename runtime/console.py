@@ -1,0 +1,117 @@
+"""A terminal for `rootlet run` in the foreground without --console-socket.
+
+rootlet plays the console socket's other end itself: it receives the pty
+master from the init, puts the caller's terminal in raw mode, and copies
+bytes both ways until the container exits, as `runc run` does.
+"""
+
+from __future__ import annotations
+
+import _socket
+import os
+import select
+import time
+
+_BUFFER = 65536
+
+
+class Relay:
+    def __init__(self) -> None:
+        self.directory = f"/tmp/rootlet-console-{os.getpid()}-{time.monotonic_ns()}"
+        os.mkdir(self.directory, 0o700)
+        self.socket_path = f"{self.directory}/sock"
+        self.listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        self.listener.bind(self.socket_path)
+        self.listener.listen(1)
+
+    def close(self) -> None:
+        self.listener.close()
+        try:
+            os.unlink(self.socket_path)
+            os.rmdir(self.directory)
+        except OSError:
+            pass
+
+    def _receive_master(self) -> int:
+        connection, _ = self.listener._accept()
+        sock = _socket.socket(fileno=connection)
+        try:
+            _, ancillary, _, _ = sock.recvmsg(16, _socket.CMSG_LEN(4))
+        finally:
+            sock.close()
+        for level, kind, data in ancillary:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                return int.from_bytes(data[:4], "little")
+        raise OSError("no pty master received from the container")
+
+    def copy_until_exit(self, pid: int) -> int:
+        from runtime.run import exit_code
+
+        master = self._receive_master()
+        self.close()
+        saved = _make_raw(0)
+        try:
+            _copy(master, pid)
+        finally:
+            if saved is not None:
+                import termios
+
+                termios.tcsetattr(0, termios.TCSADRAIN, saved)
+            os.close(master)
+        _, status = os.waitpid(pid, 0)
+        return exit_code(status)
+
+
+def _make_raw(fd: int):
+    if not os.isatty(fd):
+        return None
+    import termios
+
+    saved = termios.tcgetattr(fd)
+    raw = termios.tcgetattr(fd)
+    raw[0] &= ~(termios.BRKINT | termios.ICRNL | termios.INPCK | termios.ISTRIP | termios.IXON)
+    raw[1] &= ~termios.OPOST
+    raw[3] &= ~(termios.ECHO | termios.ICANON | termios.IEXTEN | termios.ISIG)
+    termios.tcsetattr(fd, termios.TCSAFLUSH, raw)
+    return saved
+
+
+def _copy(master: int, pid: int) -> None:
+    pidfd = os.pidfd_open(pid)
+    poller = select.poll()
+    poller.register(master, select.POLLIN)
+    poller.register(0, select.POLLIN)
+    poller.register(pidfd, select.POLLIN)
+    try:
+        while True:
+            for fd, _events in poller.poll():
+                if fd == master:
+                    try:
+                        data = os.read(master, _BUFFER)
+                    except OSError:
+                        return  # EIO: every slave fd is closed
+                    if not data:
+                        return
+                    os.write(1, data)
+                elif fd == 0:
+                    data = os.read(0, _BUFFER)
+                    if data:
+                        os.write(master, data)
+                    else:
+                        poller.unregister(0)
+                else:
+                    _drain(master)
+                    return
+    finally:
+        os.close(pidfd)
+
+
+def _drain(master: int) -> None:
+    while select.select([master], [], [], 0)[0]:
+        try:
+            data = os.read(master, _BUFFER)
+        except OSError:
+            return
+        if not data:
+            return
+        os.write(1, data)

@@ -1,0 +1,1 @@
+"""The OCI runtime-spec documents: their schemas and their in-memory model."""

@@ -1,0 +1,204 @@
+"""config.json turned into typed values, once, at the border.
+
+Everything past this module works with these objects, never with the raw
+JSON. The JSON Schema (runtime.spec.schema) has already checked types and
+ranges; this module adds the rules a schema cannot say (paths relative to the
+bundle, namespace combinations, what rootlet does not support yet), each
+reported with the JSON path of the offending field.
+
+Plain classes with __slots__ rather than dataclasses: importing dataclasses
+costs ~25 ms, more than a whole container start.
+"""
+
+from __future__ import annotations
+
+import os
+
+from runtime.errors import ConfigError
+
+NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+# Resource sections that need a cgroup manager; device rules are accepted.
+_LIMIT_SECTIONS = ("memory", "cpu", "pids", "blockIO", "hugepageLimits", "network", "rdma", "unified")
+
+
+class Mount:
+    __slots__ = ("destination", "type", "source", "options")
+
+    def __init__(self, destination: str, type: str, source: str, options: list[str]):
+        self.destination = destination
+        self.type = type
+        self.source = source
+        self.options = options
+
+
+class Hook:
+    __slots__ = ("path", "args", "env", "timeout")
+
+    def __init__(self, path: str, args: list[str], env: list[str], timeout: int | None):
+        self.path = path
+        self.args = args
+        self.env = env
+        self.timeout = timeout
+
+
+class Device:
+    __slots__ = ("path", "type", "major", "minor", "file_mode", "uid", "gid")
+
+    def __init__(self, path, type, major, minor, file_mode, uid, gid):
+        self.path = path
+        self.type = type
+        self.major = major
+        self.minor = minor
+        self.file_mode = file_mode
+        self.uid = uid
+        self.gid = gid
+
+
+class IdMapping:
+    __slots__ = ("container_id", "host_id", "size")
+
+    def __init__(self, container_id: int, host_id: int, size: int):
+        self.container_id = container_id
+        self.host_id = host_id
+        self.size = size
+
+    def line(self) -> str:
+        return f"{self.container_id} {self.host_id} {self.size}\n"
+
+
+class Process:
+    __slots__ = (
+        "terminal", "console_size", "uid", "gid", "umask", "additional_gids", "args", "env",
+        "cwd", "capabilities", "rlimits", "no_new_privileges", "oom_score_adj",
+    )
+
+    def __init__(self, raw: dict, where: str = "process"):
+        user = raw.get("user", {})
+        self.terminal: bool = raw.get("terminal", False)
+        size = raw.get("consoleSize")
+        self.console_size: tuple[int, int] | None = (size["height"], size["width"]) if size else None
+        self.uid: int = user.get("uid", 0)
+        self.gid: int = user.get("gid", 0)
+        self.umask: int | None = user.get("umask")
+        self.additional_gids: list[int] = user.get("additionalGids", [])
+        self.args: list[str] = raw.get("args", [])
+        if not self.args:
+            raise ConfigError(f"{where}.args", "must not be empty")
+        self.env: list[str] = raw.get("env", [])
+        self.cwd: str = raw.get("cwd", "/")
+        if not self.cwd.startswith("/"):
+            raise ConfigError(f"{where}.cwd", f"{self.cwd!r} is not an absolute path")
+        # None means "leave the capabilities as they are" (spec: absent sets are empty
+        # only when `capabilities` itself is present).
+        caps = raw.get("capabilities")
+        self.capabilities: dict[str, list[str]] | None = None if caps is None else {
+            name: caps.get(name, []) for name in ("bounding", "effective", "inheritable", "permitted", "ambient")
+        }
+        self.rlimits: list[tuple[str, int, int]] = [
+            (limit["type"], limit["soft"], limit["hard"]) for limit in raw.get("rlimits", [])
+        ]
+        self.no_new_privileges: bool = raw.get("noNewPrivileges", False)
+        self.oom_score_adj: int | None = raw.get("oomScoreAdj")
+
+
+class Linux:
+    __slots__ = (
+        "namespaces", "uid_mappings", "gid_mappings", "time_offsets", "devices", "masked_paths",
+        "readonly_paths", "rootfs_propagation", "sysctl", "personality", "cgroups_path", "resources",
+    )
+
+    def __init__(self, raw: dict):
+        self.namespaces: dict[str, str] = _namespaces(raw.get("namespaces", []))
+        self.uid_mappings = _mappings(raw.get("uidMappings", []))
+        self.gid_mappings = _mappings(raw.get("gidMappings", []))
+        self.time_offsets: dict[str, dict] = raw.get("timeOffsets", {})
+        self.devices = [
+            Device(d["path"], d["type"], d.get("major", 0), d.get("minor", 0),
+                   d.get("fileMode", 0o666), d.get("uid", 0), d.get("gid", 0))
+            for d in raw.get("devices", [])
+        ]
+        self.masked_paths: list[str] = raw.get("maskedPaths", [])
+        self.readonly_paths: list[str] = raw.get("readonlyPaths", [])
+        self.rootfs_propagation: str = raw.get("rootfsPropagation", "")
+        self.sysctl: dict[str, str] = raw.get("sysctl", {})
+        self.personality: dict | None = raw.get("personality")
+        self.cgroups_path: str = raw.get("cgroupsPath", "")
+        self.resources: dict = raw.get("resources", {})
+        _refuse_unsupported(raw)
+        self._check_namespace_rules()
+
+    def _check_namespace_rules(self) -> None:
+        if (self.uid_mappings or self.gid_mappings) and "user" not in self.namespaces:
+            raise ConfigError("linux.uidMappings", "mappings need a user namespace in linux.namespaces")
+        if "user" in self.namespaces and not self.namespaces["user"]:
+            if not self.uid_mappings or not self.gid_mappings:
+                raise ConfigError("linux.uidMappings", "a new user namespace needs uidMappings and gidMappings")
+        if self.time_offsets and ("time" not in self.namespaces or self.namespaces["time"]):
+            raise ConfigError("linux.timeOffsets", "offsets need a new time namespace in linux.namespaces")
+
+
+def _namespaces(entries: list[dict]) -> dict[str, str]:
+    namespaces: dict[str, str] = {}
+    for index, entry in enumerate(entries):
+        kind = entry["type"]
+        if kind in namespaces:
+            raise ConfigError(f"linux.namespaces[{index}].type", f"namespace {kind!r} is listed twice")
+        namespaces[kind] = entry.get("path", "")
+    return namespaces
+
+
+def _mappings(entries: list[dict]) -> list[IdMapping]:
+    return [IdMapping(m["containerID"], m["hostID"], m["size"]) for m in entries]
+
+
+def _refuse_unsupported(raw: dict) -> None:
+    resources = raw.get("resources") or {}
+    for section in _LIMIT_SECTIONS:
+        if resources.get(section):
+            raise ConfigError(f"linux.resources.{section}", "cgroup resource limits are not supported yet")
+    if raw.get("seccomp"):
+        raise ConfigError("linux.seccomp", "seccomp filters are not supported yet")
+    if raw.get("intelRdt"):
+        raise ConfigError("linux.intelRdt", "Intel RDT is not supported")
+
+
+class Config:
+    """A validated config.json of one bundle."""
+
+    __slots__ = (
+        "oci_version", "bundle", "rootfs", "root_readonly", "mounts", "process", "hostname",
+        "domainname", "hooks", "annotations", "linux",
+    )
+
+    def __init__(self, raw: dict, bundle: str):
+        self.oci_version: str = raw["ociVersion"]
+        self.bundle = bundle
+        root = raw.get("root")
+        if root is None:
+            raise ConfigError("root", "is required on Linux")
+        self.rootfs = os.path.normpath(os.path.join(bundle, root["path"]))
+        if not os.path.isdir(self.rootfs):
+            raise ConfigError("root.path", f"rootfs {self.rootfs} is not a directory")
+        self.root_readonly: bool = root.get("readonly", False)
+        self.mounts = [
+            Mount(m["destination"], m.get("type", ""), m.get("source", ""), m.get("options", []))
+            for m in raw.get("mounts", [])
+        ]
+        self.process = Process(raw["process"]) if "process" in raw else None
+        self.hostname: str = raw.get("hostname", "")
+        self.domainname: str = raw.get("domainname", "")
+        self.hooks: dict[str, list[Hook]] = {
+            phase: [Hook(h["path"], h.get("args", []), h.get("env", []), h.get("timeout"))
+                    for h in hooks]
+            for phase, hooks in raw.get("hooks", {}).items()
+        }
+        self.annotations: dict[str, str] = raw.get("annotations", {})
+        if "linux" not in raw:
+            raise ConfigError("linux", "is required: rootlet runs Linux containers")
+        self.linux = Linux(raw["linux"])
+        self._check_uts()
+
+    def _check_uts(self) -> None:
+        for field in ("hostname", "domainname"):
+            if getattr(self, field) and ("uts" not in self.linux.namespaces):
+                raise ConfigError(field, "setting it needs a uts namespace in linux.namespaces")

@@ -1,0 +1,63 @@
+"""The channel between `create` and the container's init.
+
+A SOCK_SEQPACKET socketpair keeps message boundaries, so each message is one
+compact JSON object ({"type": ...}). A child failure travels back as
+{"type": "error", "step", "errno", "message"} and is raised again in the
+parent as the same RootletError; end-of-file means the child died.
+"""
+
+from __future__ import annotations
+
+import _socket
+import os
+
+from runtime import jsonio
+from runtime.errors import RootletError
+
+_MAX = 65536
+
+
+class Channel:
+    __slots__ = ("sock",)
+
+    def __init__(self, sock):
+        self.sock = sock
+
+    @classmethod
+    def pair(cls) -> tuple[Channel, Channel]:
+        parent, child = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        return cls(parent), cls(child)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, kind: str, **fields) -> None:
+        fields["type"] = kind
+        self.sock.send(jsonio.dumps(fields).encode())
+
+    def send_error(self, err: BaseException) -> None:
+        if isinstance(err, RootletError):
+            self.send("error", message=err.message, step=err.step, path=err.path, errno=err.errno)
+        elif isinstance(err, OSError):
+            self.send("error", message=err.strerror or str(err), step="", path="", errno=err.errno or 0)
+        else:
+            self.send("error", message=f"{type(err).__name__}: {err}", step="", path="", errno=0)
+
+    def receive(self, expected: str, *, what: str = "container init") -> dict:
+        """The next message, which must be of type `expected`; errors are raised."""
+        data = self.sock.recv(_MAX)
+        if not data:
+            raise RootletError(f"{what} exited before it was ready")
+        message = jsonio.loads(data.decode())
+        if message["type"] == "error":
+            raise RootletError(message["message"], step=message["step"], path=message["path"],
+                               errno=message["errno"])
+        if message["type"] != expected:
+            raise RootletError(f"{what} sent {message['type']!r}, expected {expected!r}")
+        return message
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def set_inheritable(self, value: bool) -> None:
+        os.set_inheritable(self.sock.fileno(), value)

@@ -1,0 +1,29 @@
+#!/bin/bash
+# Prepare a fresh Debian 12 machine to run and test rootlet (run as root):
+# the Debian packages, a venv at /opt/rootlet on Debian's python3 with rootlet
+# built from this checkout, and the unprivileged user the rootless tests use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(busybox-static uidmap python3 python3-venv python3-dev gcc libseccomp-dev
+          iproute2 procps util-linux)
+missing=()
+for package in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+VENV=${ROOTLET_VENV:-/opt/rootlet}
+[ -x "$VENV/bin/python3" ] || /usr/bin/python3 -m venv "$VENV"
+"$VENV/bin/pip" install -q --disable-pip-version-check cython pytest jsonschema ruff
+"$VENV/bin/pip" install -q --disable-pip-version-check --no-build-isolation .
+chmod -R a+rX "$VENV"
+ln -sf "$VENV/bin/rootlet" /usr/local/bin/rootlet
+
+id rootlet-test >/dev/null 2>&1 || useradd --create-home --shell /bin/sh rootlet-test
+grep -q '^rootlet-test:' /etc/subuid || usermod --add-subuids 200000-265535 rootlet-test
+grep -q '^rootlet-test:' /etc/subgid || usermod --add-subgids 200000-265535 rootlet-test
+echo "rootlet $("$VENV/bin/rootlet" --version | head -1) installed in $VENV"

@@ -1,0 +1,1 @@
+"""Helpers for the real-container test suites (tests/integration, tests/rootless)."""
