@@ -252,3 +252,38 @@ def open_pty_peer(int master_fd, int flags):
 def unlock_pty(int master_fd):
     cdef int unlock = 0
     _check(c_ioctl(master_fd, 0x40045431, &unlock))  # TIOCSPTLCK
+
+
+cdef extern from "<sys/socket.h>":
+    int socket(int domain, int type, int protocol)
+    int AF_INET
+    int SOCK_DGRAM
+    int SOCK_CLOEXEC
+
+cdef extern from "<net/if.h>":
+    struct ifreq:
+        char *ifr_name
+        short ifr_flags
+    short IFF_UP
+    unsigned long SIOCGIFFLAGS
+    unsigned long SIOCSIFFLAGS
+
+cdef extern from "<unistd.h>":
+    int close(int fd)
+
+
+def bring_loopback_up():
+    """Set IFF_UP on `lo` of the current network namespace, as runc does for
+    a new one (the rest of the network is the engine's business)."""
+    cdef ifreq request
+    memset(&request, 0, sizeof(request))
+    (<char *>&request)[0] = b'l'
+    (<char *>&request)[1] = b'o'
+    cdef int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)
+    _check(fd)
+    try:
+        _check(c_ioctl(fd, SIOCGIFFLAGS, &request))
+        request.ifr_flags |= IFF_UP
+        _check(c_ioctl(fd, SIOCSIFFLAGS, &request))
+    finally:
+        close(fd)

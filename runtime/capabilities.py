@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.errors import ConfigError
+from runtime import log
 
 NAMES = (
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
@@ -27,14 +27,15 @@ def last_supported() -> int:
 
 
 def mask(names: list[str], where: str) -> int:
-    """A bit mask of the named capabilities; names this kernel lacks are
-    skipped, as runc does, so one config serves several kernels."""
+    """A bit mask of the named capabilities. Names unknown to rootlet or to
+    this kernel are skipped with a warning, as runc does, so that one config
+    serves several kernels."""
     bits = 0
     top = last_supported()
     for index, name in enumerate(names):
         number = NUMBERS.get(name)
-        if number is None:
-            raise ConfigError(f"{where}[{index}]", f"unknown capability {name!r}")
-        if number <= top:
-            bits |= 1 << number
+        if number is None or number > top:
+            log.warning(f"{where}[{index}]: capability {name!r} is unknown to this kernel; ignored")
+            continue
+        bits |= 1 << number
     return bits

@@ -12,7 +12,7 @@ import os
 import select
 
 from runtime import _linux, hooks, idmap, init, log
-from runtime.errors import RootletError, WrongState
+from runtime.errors import ContainerNotFound, RootletError, WrongState
 from runtime.spec.model import Config, Hook
 from runtime.state import FIFO, ContainerDir, init_alive, process_start_time, public_state, status, timestamp
 from runtime.sync import Channel
@@ -312,22 +312,48 @@ def _signal(pid: int, signal: int) -> None:
 
 
 def _processes_in_pid_namespace_of(init_pid: int) -> list[int]:
+    """Every process of the container: those in its pid namespace, or, when it
+    shares ours, the init's descendants (never the host's processes)."""
     target = os.stat(f"/proc/{init_pid}/ns/pid").st_ino
+    shares_ours = target == os.stat("/proc/self/ns/pid").st_ino
+    parents: dict[int, int] = {}
     found = [init_pid]
     for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) != init_pid:
-            try:
-                if os.stat(f"/proc/{name}/ns/pid").st_ino == target:
-                    found.append(int(name))
-            except OSError:
-                continue
+        if not name.isdigit() or int(name) == init_pid:
+            continue
+        try:
+            if shares_ours:
+                with open(f"/proc/{name}/stat", "rb") as stat:
+                    text = stat.read()
+                parents[int(name)] = int(text[text.rindex(b")") + 2:].split()[1])
+            elif os.stat(f"/proc/{name}/ns/pid").st_ino == target:
+                found.append(int(name))
+        except OSError:
+            continue
+    if shares_ours:
+        found += [pid for pid in parents if _descends_from(pid, init_pid, parents)]
     return found
+
+
+def _descends_from(pid: int, ancestor: int, parents: dict[int, int]) -> bool:
+    seen = 0
+    while pid in parents and seen < 4096:
+        pid = parents[pid]
+        if pid == ancestor:
+            return True
+        seen += 1
+    return False
 
 
 # ---------------------------------------------------------------- delete
 
 def delete(root: str, container_id: str, force: bool) -> None:
-    directory = ContainerDir.open(root, container_id)
+    try:
+        directory = ContainerDir.open(root, container_id)
+    except ContainerNotFound:
+        if force:
+            return  # runc: a forced delete of what is not there succeeds
+        raise
     try:
         state = directory.load()
         current = status(directory, state)

@@ -130,6 +130,11 @@ def _enter_namespaces(ctx: InitContext) -> None:
         _linux.unshare_namespaces(flags)
     except OSError as err:
         raise fail("create namespaces", err) from None
+    if namespaces.get("network") == "":
+        try:
+            _linux.bring_loopback_up()
+        except OSError as err:
+            raise fail("bring up lo in the new network namespace", err) from None
     if ctx.config.linux.time_offsets:
         _write_time_offsets(ctx.config.linux.time_offsets)
     # A new or joined pid namespace, and a new time namespace, hold only the
@@ -230,6 +235,8 @@ def _setup_container(ctx: InitContext) -> None:
     _wait_for_start(ctx)
     hooks.run_all("startContainer", config.hooks.get("startContainer", []), _hook_state(ctx, "created"))
     env = dict(_env_pairs(process.env))
+    if "HOME" not in env:
+        env["HOME"] = _home_of(process.uid)
     if ctx.listen_fds:
         env["LISTEN_FDS"] = str(ctx.listen_fds)
         env["LISTEN_PID"] = "1"
@@ -318,6 +325,19 @@ def _env_pairs(env: list[str]):
         yield name, value
 
 
+def _home_of(uid: int) -> str:
+    """HOME from the container's /etc/passwd, "/" without an entry (as runc)."""
+    try:
+        with open("/etc/passwd") as passwd:
+            for line in passwd:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
 def _find_program(name: str, env: list[str]) -> str:
     """process.args[0] looked up on the container's PATH, as execvp(3) would;
     checked before `create` returns so that a typo fails early."""
@@ -348,11 +368,9 @@ def _apply_process(process) -> None:
     if process.oom_score_adj is not None:
         write_file("/proc/self/oom_score_adj", str(process.oom_score_adj), step="write process.oomScoreAdj")
     caps = process.capabilities
-    if caps is not None:
-        _drop_bounding(capabilities.mask(caps["bounding"], "process.capabilities.bounding"))
+    _drop_bounding(capabilities.mask(caps["bounding"], "process.capabilities.bounding"))
     _set_user(process)
-    if caps is not None:
-        _set_capabilities(caps)
+    _set_capabilities(caps)
     if process.no_new_privileges:
         _linux.prctl(k.PR_SET_NO_NEW_PRIVS, 1)
     os.chdir(process.cwd)

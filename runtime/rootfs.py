@@ -33,23 +33,14 @@ _LOCKED = (
 
 
 def prepare(config: Config) -> None:
-    """Stop mount events flowing back to the host, and make the rootfs a mount point."""
-    flags = _PROPAGATION.get(config.linux.rootfs_propagation, k.MS_SLAVE | k.MS_REC)
-    mount(None, "/", None, flags | k.MS_REC, step="set propagation of /")
+    """Stop mount events flowing back to the host, and make the rootfs a mount point.
+
+    Every copied mount becomes a slave first: nothing the container mounts can
+    reach the host, the host's later mounts still reach the container, and
+    pivot_root(2), which refuses shared mounts, works. linux.rootfsPropagation
+    is applied to the container's "/" after pivot_root (see pivot)."""
+    mount(None, "/", None, k.MS_SLAVE | k.MS_REC, step="make the host's mounts slaves")
     mount(config.rootfs, config.rootfs, None, k.MS_BIND | k.MS_REC, step="bind the rootfs onto itself")
-    # pivot_root(2) refuses a new root whose parent mount is shared.
-    parent = _mount_point_of(os.path.dirname(config.rootfs))
-    mount(None, parent, None, k.MS_PRIVATE, step=f"make {parent} private")
-
-
-def _mount_point_of(path: str) -> str:
-    best = "/"
-    with open("/proc/self/mountinfo") as table:
-        for line in table:
-            point = line.split(" ", 5)[4].replace("\\040", " ")
-            if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
-                best = point
-    return best
 
 
 def mount_all(config: Config, root_fd: int, in_userns: bool) -> None:
@@ -246,9 +237,11 @@ def pivot(config: Config, no_pivot: bool) -> None:
     finally:
         os.close(old_root)
         os.close(new_root)
-    if config.linux.rootfs_propagation in ("shared", "rshared", "unbindable", "runbindable"):
+    # Only now, on the container's own "/", so a shared rootfs never shares
+    # the host's mounts with the container.
+    if config.linux.rootfs_propagation:
         mount(None, "/", None, _PROPAGATION[config.linux.rootfs_propagation],
-              step="set propagation of the rootfs")
+              step="set linux.rootfsPropagation")
 
 
 def mask_paths(paths: list[str]) -> None:

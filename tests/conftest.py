@@ -43,6 +43,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "rootlet_only" in item.keywords and name != "rootlet":
             item.add_marker(not_rootlet)
+        runc_only = item.get_closest_marker("runc_only")
+        if runc_only is not None and name == "rootlet":
+            item.add_marker(pytest.mark.skip(reason=f"checks runc's mechanism: {runc_only.args[0]}"))
         try:
             rel = Path(str(item.fspath)).relative_to(here)
         except ValueError:

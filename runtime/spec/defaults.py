@@ -57,7 +57,7 @@ def default_config(*, rootless: bool) -> dict:
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
             "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"},
-                           {"type": "mount"}, {"type": "cgroup"}],
+                           {"type": "mount"}],
             "maskedPaths": list(_MASKED),
             "readonlyPaths": list(_READONLY),
         },
@@ -65,7 +65,7 @@ def default_config(*, rootless: bool) -> dict:
     if rootless:
         linux = config["linux"]
         del linux["resources"]
-        linux["namespaces"] = [{"type": kind} for kind in ("pid", "ipc", "uts", "mount", "user", "cgroup")]
+        linux["namespaces"] = [{"type": kind} for kind in ("pid", "ipc", "uts", "mount", "user")]
         linux["uidMappings"] = [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
         linux["gidMappings"] = [{"containerID": 0, "hostID": os.getegid(), "size": 1}]
     return config

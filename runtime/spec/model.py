@@ -88,10 +88,9 @@ class Process:
         self.cwd: str = raw.get("cwd", "/")
         if not self.cwd.startswith("/"):
             raise ConfigError(f"{where}.cwd", f"{self.cwd!r} is not an absolute path")
-        # None means "leave the capabilities as they are" (spec: absent sets are empty
-        # only when `capabilities` itself is present).
-        caps = raw.get("capabilities")
-        self.capabilities: dict[str, list[str]] | None = None if caps is None else {
+        # An absent set, or an absent `capabilities`, is an empty set, as in runc.
+        caps = raw.get("capabilities") or {}
+        self.capabilities: dict[str, list[str]] = {
             name: caps.get(name, []) for name in ("bounding", "effective", "inheritable", "permitted", "ambient")
         }
         self.rlimits: list[tuple[str, int, int]] = [
@@ -132,7 +131,7 @@ class Linux:
             raise ConfigError("linux.uidMappings", "mappings need a user namespace in linux.namespaces")
         if "user" in self.namespaces and not self.namespaces["user"]:
             if not self.uid_mappings or not self.gid_mappings:
-                raise ConfigError("linux.uidMappings", "a new user namespace needs uidMappings and gidMappings")
+                raise ConfigError("linux.uidMappings", "a new user namespace needs uid and gid mappings")
         if self.time_offsets and ("time" not in self.namespaces or self.namespaces["time"]):
             raise ConfigError("linux.timeOffsets", "offsets need a new time namespace in linux.namespaces")
 

@@ -16,7 +16,6 @@ from support.runtime import (
     children,
     cmdline,
     pid_alive,
-    pids_matching,
     wait_for,
 )
 
@@ -53,8 +52,8 @@ def test_create_does_not_run_user_program_yet(rt, cid, bundle):
     time.sleep(0.2)
     assert not (out / "started").exists()
     pid = rt.state(cid)["pid"]
-    assert not any(bundle.token in a for a in cmdline(pid)), cmdline(pid)
-    assert not pids_matching(bundle.token)
+    # The init is still the runtime, not the user's `sh -c ...`.
+    assert cmdline(pid)[:2] != ["sh", "-c"], cmdline(pid)
 
 
 def test_start_runs_user_program_and_state_is_running(rt, cid, bundle):
@@ -173,7 +172,9 @@ def test_run_keep_leaves_stopped_container(rt, cid, bundle):
     bundle.sh("exit 7")
     r = rt.run(cid, bundle, "--keep")
     assert r.rc == 7
-    assert rt.state(cid)["status"] == "stopped"
+    st = rt.state(cid)
+    assert st["status"] == "stopped"
+    assert st["pid"] == 0  # runc reports pid 0 once the container has stopped
     assert cid in rt.ids()
     rt.ok("delete", cid)
     assert_nothing_left(rt, cid, bundle.token, bundle.path)
@@ -215,6 +216,15 @@ def test_list_json_describes_each_container(rt, cid, bundle):
     assert e["pid"] == st["pid"]
     assert e["bundle"] == str(bundle.path)
     assert e["created"] == st["created"]
+
+
+def test_list_default_table(rt, cid, bundle):
+    _created(rt, cid, bundle)
+    lines = rt.ok("list").out.splitlines()
+    assert lines[0].split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+    row = lines[1].split()
+    assert row[:4] == [cid, str(rt.state(cid)["pid"]), "created", str(bundle.path)]
+    assert row[5] == "root"
 
 
 def test_list_json_with_no_containers(rt):
@@ -392,13 +402,15 @@ def test_terminal_is_sent_over_console_socket(rt, cid, bundle, testdir):
         assert len(fds) == 1
         master = fds[0]
         rt.ok("start", cid)
+        out = _read_pty(master, b"console-ok")
         os.write(master, b"typed-in\n")
-        out = _read_pty(master, b"done-term")
+        out += _read_pty(master, b"done-term")
     finally:
         srv.close()
         if master is not None:
             os.close(master)
     lines = [line.strip() for line in out.splitlines()]
     assert lines[0].startswith("/dev/pts/"), out
+    assert os.path.basename(lines[0]).isdigit()
     assert "console-ok" in lines
     assert "got:typed-in" in lines

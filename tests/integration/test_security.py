@@ -102,6 +102,11 @@ def test_container_sees_user_program_as_pid1(rt, cid, bundle):
     assert hashlib.sha256((bundle.rootfs / "bin" / "busybox").read_bytes()).hexdigest() == digest
 
 
+@pytest.mark.runc_only(
+    "runc's init is its own binary, re-executed from a sealed copy; rootlet's init is "
+    "the host's Python interpreter, forked, not executed, and kept non-dumpable so that "
+    "/proc/<init>/exe is unreachable from the container: the next test checks the effect"
+)
 def test_created_init_exe_is_read_only_or_sealed(rt, cid, bundle):
     """While the container's init is still the runtime, the binary behind
     /proc/<init>/exe sits on a read-only mount or is a write-sealed memfd."""

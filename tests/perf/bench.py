@@ -439,9 +439,12 @@ class Metric:
 
 @dataclass
 class Section:
+    """One benchmark's metrics, plus the crun-wrapper cost sampled during it (see probe_wrapper)."""
+
     key: str
     title: str
     metrics: dict[str, Metric] = field(default_factory=dict)
+    wrapper_samples: dict[str, list[float]] = field(default_factory=dict)
 
     def metric(self, key: str, title: str, unit: str = "ms", wrapper_share=("noop", 1.0)) -> Metric:
         self.metrics[key] = Metric(title, unit, wrapper_share)
@@ -476,10 +479,14 @@ class Context:
 Step = Callable[[Runtime, int], dict[str, float]]
 
 
-def run_rounds(ctx: Context, section: Section, keys: list[str], rounds: int, step: Step) -> None:
+def run_rounds(
+    ctx: Context, section: Section, keys: list[str], rounds: int, step: Step, wrapper_kind: str = "noop"
+) -> None:
     """Take ROUNDS samples per runtime, interleaved A B C A B C so machine noise hits all alike.
 
     A runtime whose step fails is marked n/a for KEYS and skipped for the rest.
+    Each round also samples the crun wrapper alone, so the cost subtracted from
+    crun was measured under the same load.
     """
     for runtime in ctx.runtimes:
         if runtime.missing:
@@ -495,6 +502,19 @@ def run_rounds(ctx: Context, section: Section, keys: list[str], rounds: int, ste
                 continue
             for key, value in values.items():
                 section.metrics[key].add(runtime.name, value)
+        probe_wrapper(ctx, section, wrapper_kind)
+
+
+def probe_wrapper(ctx: Context, section: Section, kind: str) -> None:
+    """One sample of the crun wrapper doing nothing: alone ("noop") or PARALLEL_COUNT at once."""
+    if not any(runtime.wrapped for runtime in ctx.usable()):
+        return
+    argv = crun_wrapper("true")
+    started = time.perf_counter()
+    count = PARALLEL_COUNT if kind == "noop-parallel" else 1
+    outcomes = [ctx.spawner.reap(launched) for launched in [ctx.spawner.spawn(argv) for _ in range(count)]]
+    if all(outcome.returncode == 0 for outcome in outcomes):
+        section.wrapper_samples.setdefault(kind, []).append((time.perf_counter() - started) * 1000.0)
 
 
 def delete_quietly(runtime: Runtime, container_id: str, timeout_s: float = COMMAND_TIMEOUT_S) -> None:
@@ -546,20 +566,18 @@ def measure_wrapper_noop(ctx: Context, section: Section, samples: int) -> None:
     parallel = section.metric(
         "noop-parallel", f"{PARALLEL_COUNT} such no-ops in parallel (wall)", wrapper_share=None
     )
-    argv = crun_wrapper("true")
+    outcome = ctx.spawner.run(crun_wrapper("true"))
+    if outcome.returncode != 0:
+        noop.fail("harness", outcome.first_error_line())
+        return
     for _ in range(samples):
-        outcome = ctx.spawner.run(argv)
-        if outcome.returncode != 0:
-            noop.fail("harness", outcome.first_error_line())
-            return
-        noop.add("harness", outcome.elapsed_ms)
+        probe_wrapper(ctx, section, "noop")
     for _ in range(ctx.parallel_rounds):
-        started = time.perf_counter()
-        for launched in [ctx.spawner.spawn(argv) for _ in range(PARALLEL_COUNT)]:
-            ctx.spawner.reap(launched)
-        parallel.add("harness", (time.perf_counter() - started) * 1000.0)
-    ctx.wrapper_ms["noop"] = summarize(noop.samples["harness"]).median
-    ctx.wrapper_ms["noop-parallel"] = summarize(parallel.samples["harness"]).median
+        probe_wrapper(ctx, section, "noop-parallel")
+    for kind, metric in (("noop", noop), ("noop-parallel", parallel)):
+        for value in section.wrapper_samples.get(kind, []):
+            metric.add("harness", value)
+        ctx.wrapper_ms[kind] = summarize(section.wrapper_samples[kind]).median
 
 
 def bench_run(ctx: Context) -> Section:
@@ -946,7 +964,8 @@ class Row:
     note: str = ""
 
 
-def metric_rows(metric: Metric, runtimes: list[str], ctx: Context, wrapped: set[str]) -> list[Row]:
+def metric_rows(metric: Metric, runtimes: list[str], ctx: Context, section: Section) -> list[Row]:
+    wrapped = {runtime.name for runtime in ctx.runtimes if runtime.wrapped}
     rows = []
     for name in runtimes:
         samples = metric.samples.get(name)
@@ -955,23 +974,35 @@ def metric_rows(metric: Metric, runtimes: list[str], ctx: Context, wrapped: set[
             rows.append(Row(name, None, reason=reason))
             continue
         rows.append(Row(name, summarize(samples), note=metric.notes.get(name, "")))
-        net = net_of_wrapper(metric, rows[-1].summary, ctx) if name in wrapped else None
-        if net:
-            rows.append(Row(f"{name}-net", net, note="median minus unshare+sh wrapper median"))
+        cost = wrapper_cost(metric, ctx, section) if name in wrapped else None
+        if cost is not None:
+            rows.append(net_row(name, rows[-1].summary, metric, cost))
     return rows
 
 
-def net_of_wrapper(metric: Metric, summary: Summary, ctx: Context) -> Summary | None:
-    """crun's median with the wrapper's median cost taken out.
+def wrapper_cost(metric: Metric, ctx: Context, section: Section) -> float | None:
+    """The wrapper's share of one sample, in the metric's unit: the median of the wrapper
+    probes taken during this benchmark (else in benchmark 0), times the calls per sample."""
+    if metric.wrapper_share is None:
+        return None
+    kind, times = metric.wrapper_share
+    probes = section.wrapper_samples.get(kind)
+    per_call_ms = summarize(probes).median if probes else ctx.wrapper_ms.get(kind)
+    if per_call_ms is None:
+        return None
+    return per_call_ms * times / (1000.0 if metric.unit == "s" else 1.0)
+
+
+def net_row(name: str, summary: Summary, metric: Metric, cost: float) -> Row:
+    """crun's median with the wrapper's cost taken out.
 
     Only the median is given: subtracting one median from a p10 or p90 would
     suggest a precision this estimate does not have.
     """
-    if metric.wrapper_share is None or metric.wrapper_share[0] not in ctx.wrapper_ms:
-        return None
-    wrapper_key, times = metric.wrapper_share
-    cost = ctx.wrapper_ms[wrapper_key] * times / (1000.0 if metric.unit == "s" else 1.0)
-    return Summary(summary.median - cost, math.nan, math.nan, summary.count)
+    times = metric.wrapper_share[1]
+    shown = format_value(cost / times, metric.unit)
+    note = f"median minus {f'{times:g} x ' if times != 1 else ''}{shown} {metric.unit} wrapper"
+    return Row(f"{name}-net", Summary(summary.median - cost, math.nan, math.nan, summary.count), note=note)
 
 
 def render_metric(metric: Metric, rows: list[Row]) -> list[str]:
@@ -1002,10 +1033,9 @@ def render_metric(metric: Metric, rows: list[Row]) -> list[str]:
 
 def render_section(section: Section, ctx: Context) -> str:
     names = section_row_names(section, ctx)
-    wrapped = {runtime.name for runtime in ctx.runtimes if runtime.wrapped}
     lines = [f"== {section.title} =="]
     for metric in section.metrics.values():
-        lines.extend(render_metric(metric, metric_rows(metric, names, ctx, wrapped)))
+        lines.extend(render_metric(metric, metric_rows(metric, names, ctx, section)))
     return "\n".join(lines) + "\n"
 
 
@@ -1033,7 +1063,6 @@ def render_header(ctx: Context, spec_runtime: str) -> str:
 
 
 def report_json(ctx: Context, sections: list[Section], spec_runtime: str) -> dict:
-    wrapped = {runtime.name for runtime in ctx.runtimes if runtime.wrapped}
     return {
         "host": {
             "kernel": platform.release(),
@@ -1052,15 +1081,15 @@ def report_json(ctx: Context, sections: list[Section], spec_runtime: str) -> dic
             for runtime in ctx.runtimes
         },
         "wrapper_ms": ctx.wrapper_ms,
-        "benchmarks": [section_json(section, ctx, wrapped) for section in sections],
+        "benchmarks": [section_json(section, ctx) for section in sections],
     }
 
 
-def section_json(section: Section, ctx: Context, wrapped: set[str]) -> dict:
+def section_json(section: Section, ctx: Context) -> dict:
     names = section_row_names(section, ctx)
     metrics = []
     for key, metric in section.metrics.items():
-        rows = metric_rows(metric, names, ctx, wrapped)
+        rows = metric_rows(metric, names, ctx, section)
         baseline = next((row.summary for row in rows if row.label == BASELINE and row.summary), None)
         results = {}
         for row in rows:
@@ -1074,7 +1103,8 @@ def section_json(section: Section, ctx: Context, wrapped: set[str]) -> dict:
                 entry["samples"] = metric.samples.get(row.label)
             results[row.label] = entry
         metrics.append({"key": key, "title": metric.title, "unit": metric.unit, "results": results})
-    return {"key": section.key, "title": section.title, "metrics": metrics}
+    wrapper_medians = {kind: summarize(probes).median for kind, probes in section.wrapper_samples.items()}
+    return {"key": section.key, "title": section.title, "wrapper_ms": wrapper_medians, "metrics": metrics}
 
 
 # --------------------------------------------------------------------------- cleanup
