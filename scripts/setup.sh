@@ -18,7 +18,7 @@ fi
 
 VENV=${ROOTLET_VENV:-/opt/rootlet}
 [ -x "$VENV/bin/python3" ] || /usr/bin/python3 -m venv "$VENV"
-"$VENV/bin/pip" install -q --disable-pip-version-check cython pytest jsonschema ruff
+"$VENV/bin/pip" install -q --disable-pip-version-check cython wheel setuptools pytest jsonschema ruff
 "$VENV/bin/pip" install -q --disable-pip-version-check --no-build-isolation .
 chmod -R a+rX "$VENV"
 ln -sf "$VENV/bin/rootlet" /usr/local/bin/rootlet
