@@ -17,13 +17,18 @@ NAMES = (
 NUMBERS = {name: number for number, name in enumerate(NAMES)}
 
 
+_last: list[int] = []
+
+
 def last_supported() -> int:
-    """The highest capability this kernel knows (/proc/sys/kernel/cap_last_cap)."""
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as text:
-            return int(text.read())
-    except OSError:
-        return len(NAMES) - 1
+    """The highest capability this kernel knows (/proc/sys/kernel/cap_last_cap), read once."""
+    if not _last:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap") as text:
+                _last.append(int(text.read()))
+        except OSError:
+            _last.append(len(NAMES) - 1)
+    return _last[0]
 
 
 def mask(names: list[str], where: str) -> int:
