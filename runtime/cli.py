@@ -27,6 +27,7 @@ commands:
   list      list the containers
   kill      send a signal to a container's init (or --all its processes)
   delete    delete a container and everything create made
+  exec      run another process in a running container
   features  print the features this runtime supports as JSON
 
 global options:
@@ -41,14 +42,15 @@ global options:
   --help, -h               print this help
 """
 
+MULTI = "multi"  # a flag that may be repeated, collecting its values
 GLOBAL_FLAGS = {
     "root": True, "log": True, "log-format": True, "debug": False, "systemd-cgroup": False,
     "rootless": True, "criu": True, "version": False, "help": False,
 }
 GLOBAL_ALIASES = {"v": "version", "h": "help"}
 
-# command -> ({flag: takes a value}, {alias: flag}, positional names, usage)
-COMMANDS: dict[str, tuple[dict[str, bool], dict[str, str], str]] = {
+# command -> ({flag: takes a value (True, False or MULTI)}, {alias: flag}, usage of the arguments)
+COMMANDS: dict[str, tuple[dict[str, object], dict[str, str], str]] = {
     "spec": ({"bundle": True, "rootless": False}, {"b": "bundle"}, ""),
     "create": ({"bundle": True, "pid-file": True, "console-socket": True, "no-pivot": False,
                 "no-new-keyring": False, "preserve-fds": True, "pidfd-socket": True},
@@ -62,6 +64,12 @@ COMMANDS: dict[str, tuple[dict[str, bool], dict[str, str], str]] = {
     "list": ({"format": True, "quiet": False}, {"f": "format", "q": "quiet"}, ""),
     "kill": ({"all": False}, {"a": "all"}, "ID [SIGNAL]"),
     "delete": ({"force": False}, {"f": "force"}, "ID"),
+    "exec": ({"process": True, "detach": False, "pid-file": True, "tty": False, "console-socket": True,
+              "cwd": True, "env": MULTI, "user": True, "additional-gids": MULTI, "cap": MULTI,
+              "no-new-privs": False, "preserve-fds": True, "pidfd-socket": True, "process-label": True,
+              "apparmor": True, "cgroup": True, "ignore-paused": False},
+             {"p": "process", "d": "detach", "t": "tty", "e": "env", "u": "user", "g": "additional-gids",
+              "c": "cap"}, "ID [COMMAND [ARGS...]]"),
     "features": ({}, {}, ""),
 }
 
@@ -70,7 +78,7 @@ class Usage(RootletError):
     """A command line rootlet cannot parse."""
 
 
-def parse_flags(args: list[str], known: dict[str, bool], aliases: dict[str, str]) -> tuple[dict, list[str]]:
+def parse_flags(args: list[str], known: dict[str, object], aliases: dict[str, str]) -> tuple[dict, list[str]]:
     """Split `args` into flags and the positional arguments that follow them."""
     flags: dict[str, object] = {}
     index = 0
@@ -91,7 +99,10 @@ def parse_flags(args: list[str], known: dict[str, bool], aliases: dict[str, str]
                 if index >= len(args):
                     raise Usage(f"flag needs an argument: {arg}")
                 value = args[index]
-            flags[name] = value
+            if known[name] == MULTI:
+                flags.setdefault(name, []).append(value)
+            else:
+                flags[name] = value
         else:
             flags[name] = value.lower() not in ("false", "0") if has_value else True
         index += 1
@@ -204,6 +215,24 @@ def cmd_delete(root: str, flags: dict, positional: list[str]) -> int:
     return 0
 
 
+def cmd_exec(root: str, flags: dict, positional: list[str]) -> int:
+    from runtime import exec as container_exec
+
+    if not positional:
+        raise Usage("exec needs a container id")
+    for unsupported in ("process-label", "apparmor", "cgroup"):
+        if flags.get(unsupported):
+            raise RootletError(f"exec --{unsupported} is not supported on this host")
+    options = container_exec.ExecOptions(
+        args=positional[1:], process_file=flags.get("process"), detach=bool(flags.get("detach")),
+        pid_file=os.path.abspath(flags["pid-file"]) if flags.get("pid-file") else "",
+        tty=bool(flags.get("tty")), console_socket=flags.get("console-socket", ""), cwd=flags.get("cwd"),
+        env=flags.get("env", []), user=flags.get("user"), additional_gids=flags.get("additional-gids", []),
+        caps=flags.get("cap", []), no_new_privs=bool(flags.get("no-new-privs")),
+        preserve_fds=_preserve_fds(flags))
+    return container_exec.execute(root, positional[0], options)
+
+
 def cmd_features(root: str, flags: dict, positional: list[str]) -> int:
     from runtime import features, jsonio
 
@@ -213,7 +242,7 @@ def cmd_features(root: str, flags: dict, positional: list[str]) -> int:
 
 HANDLERS = {
     "spec": cmd_spec, "create": cmd_create, "run": cmd_run, "start": cmd_start, "state": cmd_state,
-    "list": cmd_list, "kill": cmd_kill, "delete": cmd_delete, "features": cmd_features,
+    "list": cmd_list, "kill": cmd_kill, "delete": cmd_delete, "features": cmd_features, "exec": cmd_exec,
 }
 
 

@@ -38,7 +38,7 @@ def create(root: str, container_id: str, config: Config, options: CreateOptions)
     try:
         pid = created.run()
         if options.pid_file:
-            _write_pid_file(options.pid_file, pid)
+            write_pid_file(options.pid_file, pid)
     except BaseException:
         created.undo()
         raise
@@ -95,6 +95,9 @@ class _Creation:
         if pid != first:
             os.waitpid(first, 0)
             self.pids = [pid]
+        # Here the cgroup manager (linux.resources, not supported yet) puts
+        # init in the container's cgroup, before init makes its cgroup namespace.
+        channel.send("cgrouped")
         channel.receive("prestart")
         state = hooks.state_for_hooks(self.directory.id, "creating", pid, config.bundle, config.annotations,
                                       config.oci_version)
@@ -116,6 +119,7 @@ class _Creation:
             "created": timestamp(),
             "owner": _owner(),
             "annotations": config.annotations,
+            "process": config.raw_process,
             "hooks": {phase: [_hook_dict(hook) for hook in config.hooks.get(phase, [])]
                       for phase in ("poststart", "poststop")},
         }
@@ -130,7 +134,8 @@ class _Creation:
             sock.connect(self.options.console_socket)
         except OSError as err:
             sock.close()
-            raise RootletError(f"connect to --console-socket {self.options.console_socket}: {err.strerror}")
+            raise RootletError(f"connect to --console-socket {self.options.console_socket}: "
+                               f"{err.strerror}") from None
         return self._keep(sock.detach())
 
     def _keep(self, fd: int) -> int:
@@ -139,7 +144,7 @@ class _Creation:
 
     def undo(self) -> None:
         for pid in self.pids:
-            _kill_and_reap(pid)
+            kill_and_reap(pid)
         self.directory.remove()
 
     def close(self) -> None:
@@ -178,14 +183,14 @@ def _owner() -> str:
     return str(uid)
 
 
-def _write_pid_file(path: str, pid: int) -> None:
+def write_pid_file(path: str, pid: int) -> None:
     temporary = f"{path}.{os.getpid()}.tmp"
     with open(temporary, "w") as stream:
         stream.write(str(pid))
     os.rename(temporary, path)
 
 
-def _kill_and_reap(pid: int) -> None:
+def kill_and_reap(pid: int) -> None:
     try:
         os.kill(pid, 9)
     except ProcessLookupError:

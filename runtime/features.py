@@ -26,6 +26,7 @@ def document() -> dict:
         },
         "annotations": {
             "org.opencontainers.runc.no-pivot": "false",
-            "io.github.rootlet.note": "linux.resources limits and linux.seccomp are refused until implemented",
+            "io.github.rootlet.note":
+                "linux.resources limits and linux.seccomp are refused until implemented",
         },
     }

@@ -16,6 +16,5 @@ def render(states: list[dict], output_format: str, quiet: bool) -> str:
         (s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"]) for s in states
     ]
     widths = [max(len(row[column]) for row in rows) for column in range(len(_COLUMNS))]
-    return "".join(
-        "   ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n" for row in rows
-    )
+    lines = ("   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows)
+    return "".join(line.rstrip() + "\n" for line in lines)

@@ -37,8 +37,8 @@ def run(root: str, container_id: str, config: Config, options: CreateOptions, *,
     _start_created(root, container_id)
     if detach:
         return 0
-    _forward_signals(pid)
-    code = relay.copy_until_exit(pid) if relay is not None else _wait(pid)
+    forward_signals(pid)
+    code = relay.copy_until_exit(pid) if relay is not None else wait_for(pid)
     if not keep:
         _delete_stopped(root, container_id)
     return code
@@ -52,7 +52,7 @@ def _start_created(root: str, container_id: str) -> None:
         raise
 
 
-def _forward_signals(pid: int) -> None:
+def forward_signals(pid: int) -> None:
     def forward(number, _frame):
         try:
             os.kill(pid, number)
@@ -63,7 +63,7 @@ def _forward_signals(pid: int) -> None:
         _signal.signal(getattr(_signal, name), forward)
 
 
-def _wait(pid: int) -> int:
+def wait_for(pid: int) -> int:
     """Reap children until the init exits; others are orphans we adopted."""
     while True:
         try:

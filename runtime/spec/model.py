@@ -91,7 +91,8 @@ class Process:
         # An absent set, or an absent `capabilities`, is an empty set, as in runc.
         caps = raw.get("capabilities") or {}
         self.capabilities: dict[str, list[str]] = {
-            name: caps.get(name, []) for name in ("bounding", "effective", "inheritable", "permitted", "ambient")
+            name: caps.get(name, [])
+            for name in ("bounding", "effective", "inheritable", "permitted", "ambient")
         }
         self.rlimits: list[tuple[str, int, int]] = [
             (limit["type"], limit["soft"], limit["hard"]) for limit in raw.get("rlimits", [])
@@ -166,7 +167,7 @@ class Config:
 
     __slots__ = (
         "oci_version", "bundle", "rootfs", "root_readonly", "mounts", "process", "hostname",
-        "domainname", "hooks", "annotations", "linux",
+        "domainname", "hooks", "annotations", "linux", "raw_process",
     )
 
     def __init__(self, raw: dict, bundle: str):
@@ -184,6 +185,8 @@ class Config:
             for m in raw.get("mounts", [])
         ]
         self.process = Process(raw["process"]) if "process" in raw else None
+        # kept as JSON for `exec`, which starts from the container's process
+        self.raw_process: dict = raw.get("process", {})
         self.hostname: str = raw.get("hostname", "")
         self.domainname: str = raw.get("domainname", "")
         self.hooks: dict[str, list[Hook]] = {

@@ -46,22 +46,29 @@ def schema_path(name: str) -> str:
     return f"{package}/specs/{name}-schema.json"
 
 
-def validate(document, schema_name: str = "config") -> None:
-    """Raise ConfigError for the most relevant violation of the schema, if any."""
-    check = _compiled.get(schema_name) or _load(schema_name)
+def validate(document, schema_name: str = "config", definition: str = "", prefix: str = "") -> None:
+    """Raise ConfigError for the most relevant violation of the schema, if any.
+
+    With `definition`, check against one of the schema's `$defs` (`exec
+    --process` takes a bare process object); `prefix` starts the JSON path."""
+    key = f"{schema_name}#{definition}"
+    check = _compiled.get(key) or _load(schema_name, definition)
     errors = check(document)
     if errors:
         path, message = _best_match(errors)
+        if prefix:
+            path = [prefix, *path]
         raise ConfigError(_format_path(path) or f"{schema_name}.json", message)
 
 
-def _load(name: str):
+def _load(name: str, definition: str):
     path = schema_path(name)
     try:
         schema = jsonio.load_file(path)
     except OSError as err:
         raise RootletError(f"cannot read schema {path}: {err.strerror}") from None
-    check = _compiled[name] = _Compiler(schema).compile(schema)
+    target = schema["$defs"][definition] if definition else schema
+    check = _compiled[f"{name}#{definition}"] = _Compiler(schema).compile(target)
     return check
 
 

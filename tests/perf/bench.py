@@ -873,7 +873,7 @@ def bench_parallel(ctx: Context) -> Section:
         record_correctness(section.metrics["parallel"], runtime.name, correct, problem)
         return {"parallel": elapsed}
 
-    run_rounds(ctx, section, ["parallel"], ctx.parallel_rounds, step)
+    run_rounds(ctx, section, ["parallel"], ctx.parallel_rounds, step, wrapper_kind="noop-parallel")
     return section
 
 
@@ -1000,8 +1000,8 @@ def net_row(name: str, summary: Summary, metric: Metric, cost: float) -> Row:
     suggest a precision this estimate does not have.
     """
     times = metric.wrapper_share[1]
-    shown = format_value(cost / times, metric.unit)
-    note = f"median minus {f'{times:g} x ' if times != 1 else ''}{shown} {metric.unit} wrapper"
+    per_call_ms = cost / times * (1000.0 if metric.unit == "s" else 1.0)
+    note = f"median minus {f'{times:g} x ' if times != 1 else ''}{format_value(per_call_ms, 'ms')} ms wrapper"
     return Row(f"{name}-net", Summary(summary.median - cost, math.nan, math.nan, summary.count), note=note)
 
 

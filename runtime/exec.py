@@ -1,0 +1,175 @@
+"""`exec`: run another process in a running container (runc's `exec`).
+
+The new process joins every namespace of the container's init (the user
+namespace first), forks once more when the pid namespace applies only to
+children, and then gets the same treatment as the init's own process
+(runtime.process): rlimits, user, capabilities, no_new_privs. Without
+--detach rootlet waits and exits with its status.
+"""
+
+from __future__ import annotations
+
+import os
+
+from runtime import _linux, fds, jsonio, namespaces, pty
+from runtime import process as user_process
+from runtime.errors import RootletError, WrongState
+from runtime.spec.model import Process
+from runtime.state import ContainerDir, status
+from runtime.sync import Channel
+from runtime.sys import constants as k
+
+
+class ExecOptions:
+    __slots__ = ("args", "process_file", "detach", "pid_file", "tty", "console_socket", "cwd", "env", "user",
+                 "additional_gids", "caps", "no_new_privs", "preserve_fds")
+
+    def __init__(self, **values):
+        for name in self.__slots__:
+            setattr(self, name, values.get(name))
+
+
+def build_process(base: dict, options: ExecOptions) -> Process:
+    """The process to run: --process FILE as it is, or the container's own
+    process with the command line's changes (runc's rules)."""
+    if options.process_file:
+        raw = jsonio.load_file(options.process_file, what=options.process_file)
+        from runtime.spec import schema
+
+        schema.validate(raw, "config", definition="Process", prefix="process")
+        return Process(raw, where="process")
+    if not options.args:
+        raise RootletError("exec needs a command to run (or --process FILE)")
+    raw = dict(base)
+    raw["args"] = list(options.args)
+    raw["terminal"] = bool(options.tty)
+    raw["env"] = list(base.get("env", [])) + list(options.env or [])
+    if options.cwd:
+        raw["cwd"] = options.cwd
+    user = dict(base.get("user", {}))
+    if options.user:
+        uid, _, gid = options.user.partition(":")
+        if not uid.isdigit() or (gid and not gid.isdigit()):
+            raise RootletError(f"--user {options.user!r}: use UID[:GID] with numbers")
+        user["uid"] = int(uid)
+        user["gid"] = int(gid) if gid else 0
+    if options.additional_gids:
+        user["additionalGids"] = [int(gid) for gid in options.additional_gids]
+    raw["user"] = user
+    if options.caps:
+        caps = {name: list(values) for name, values in (base.get("capabilities") or {}).items()}
+        for name in ("bounding", "effective", "inheritable", "permitted", "ambient"):
+            caps[name] = caps.get(name, []) + [c for c in options.caps if c not in caps.get(name, [])]
+        raw["capabilities"] = caps
+    if options.no_new_privs:
+        raw["noNewPrivileges"] = True
+    return Process(raw, where="process")
+
+
+def execute(root: str, container_id: str, options: ExecOptions) -> int:
+    directory = ContainerDir.open(root, container_id, shared=True)
+    try:
+        state = directory.load()
+        current = status(directory, state)
+        if current not in ("created", "running"):
+            raise WrongState(f"cannot exec in container {container_id!r}: it is {current}")
+        init_pid = state["pid"]
+        process = build_process(state.get("process", {}), options)
+    finally:
+        directory.close()
+    relay = None
+    console_socket = options.console_socket or ""
+    if process.terminal and not console_socket and not options.detach:
+        from runtime import console
+
+        relay = console.Relay()
+        console_socket = relay.socket_path
+    try:
+        pid = _spawn(init_pid, process, console_socket, int(options.preserve_fds or 0))
+    finally:
+        if relay is not None and console_socket and options.detach:
+            relay.close()
+    if options.pid_file:
+        from runtime.container import write_pid_file
+
+        write_pid_file(options.pid_file, pid)
+    if options.detach:
+        return 0
+    from runtime.run import forward_signals, wait_for
+
+    forward_signals(pid)
+    return relay.copy_until_exit(pid) if relay is not None else wait_for(pid)
+
+
+def _spawn(init_pid: int, process: Process, console_socket: str, preserve_fds: int) -> int:
+    joins = namespaces.of_process(init_pid)
+    parent_end, child_end = Channel.pair()
+    console_fd = _connect(console_socket) if console_socket else -1
+    _linux.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
+    first = os.fork()
+    if first == 0:
+        parent_end.close()
+        _child(joins, process, child_end, console_fd, preserve_fds)
+    child_end.close()
+    if console_fd >= 0:
+        os.close(console_fd)
+    try:
+        pid = parent_end.receive("pid", what="rootlet exec")["pid"]
+        if pid != first:
+            os.waitpid(first, 0)
+        # Here the cgroup manager puts the process in the container's cgroup.
+        parent_end.send("cgrouped")
+        parent_end.receive("ready", what="rootlet exec")
+    except BaseException:
+        from runtime.container import kill_and_reap
+
+        kill_and_reap(first)
+        raise
+    finally:
+        parent_end.close()
+    return pid
+
+
+def _connect(path: str) -> int:
+    import _socket
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as err:
+        sock.close()
+        raise RootletError(f"connect to --console-socket {path}: {err.strerror}") from None
+    return sock.detach()
+
+
+def _child(joins: dict[str, str], process: Process, channel: Channel, console_fd: int,
+           preserve_fds: int) -> None:
+    """In the forked child; never returns."""
+    try:
+        _linux.prctl(k.PR_SET_DUMPABLE, 0)
+        (console_fd,) = fds.seal(preserve_fds, channel, [console_fd])
+        namespaces.join_all(joins)
+        if "pid" in joins:
+            pid = os.fork()
+            if pid:
+                channel.send("pid", pid=pid)
+                os._exit(0)
+        else:
+            channel.send("pid", pid=os.getpid())
+        channel.receive("cgrouped", what="rootlet exec")
+        os.setsid()
+        if process.terminal:
+            root_fd = os.open("/", k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                pty.attach(console_fd, root_fd, process.console_size, bind_console=False)
+            finally:
+                os.close(root_fd)
+        program = user_process.find_program(process.args[0], process.env)
+        user_process.apply(process)
+        channel.send("ready")
+    except BaseException as err:  # noqa: BLE001 - everything must reach the parent
+        try:
+            channel.send_error(err)
+        finally:
+            os._exit(1)
+    user_process.execute(process, program, {})
