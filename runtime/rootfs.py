@@ -63,6 +63,8 @@ def _mount_one(entry: Mount, root_fd: int, in_userns: bool) -> None:
             is_dir = stat.S_ISDIR(os.stat(entry.source).st_mode)
         except OSError as err:
             raise fail(f"bind mount source {entry.source}", err) from None
+    if entry.type in ("proc", "sysfs"):
+        _refuse_symlinked_destination(entry, root_fd)
     target_fd = ensure_in_root(root_fd, entry.destination, is_dir=is_dir)
     try:
         _mount_at(entry, options, target_fd, in_userns)
@@ -71,6 +73,22 @@ def _mount_one(entry: Mount, root_fd: int, in_userns: bool) -> None:
     if options.flags & ~(k.MS_BIND | k.MS_REC) & mountopts.REMOUNT_FLAGS and options.is_bind:
         _remount_bind(entry, options, root_fd)
     _apply_tree_options(entry, options, root_fd)
+
+
+def _refuse_symlinked_destination(entry: Mount, root_fd: int) -> None:
+    """procfs and sysfs only on a real directory: an image that makes /proc a
+    symlink could otherwise steer them, and the masks that follow, elsewhere
+    (the CVE-2019-19921 and CVE-2023-27561 class)."""
+    try:
+        os.close(_linux.openat2(root_fd, entry.destination, k.O_PATH | os.O_CLOEXEC,
+                                k.RESOLVE_IN_ROOT | k.RESOLVE_NO_SYMLINKS))
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        if err.errno == 40:  # ELOOP: a symlink on the way
+            raise RootletError(f"{entry.type} mount destination {entry.destination} is a symlink",
+                               step=f"mount {entry.type}") from None
+        raise fail(f"open {entry.destination}", err) from None
 
 
 def _mount_at(entry: Mount, options, target_fd: int, in_userns: bool) -> None:

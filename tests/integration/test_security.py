@@ -243,3 +243,41 @@ def test_host_dev_null_stdio_is_not_chowned(rt, cid, bundle, testdir, stdout):
     after = os.stat("/dev/null")
     assert (after.st_uid, after.st_gid, after.st_mode) == (
         before.st_uid, before.st_gid, before.st_mode)
+
+
+def test_proc_destination_that_is_a_symlink_is_refused(rt, cid, bundle):
+    """CVE-2019-19921 / CVE-2023-27561 class: an image whose /proc is a
+    symlink must not get procfs (and the masks over it) somewhere else."""
+    proc = bundle.rootfs / "proc"
+    if proc.is_dir() and not proc.is_symlink():
+        proc.rmdir()
+    (bundle.rootfs / "fakeproc").mkdir()
+    proc.symlink_to("/fakeproc")
+    bundle.args("true")
+    r = rt.run(cid, bundle)
+    assert r.rc != 0
+    assert "proc" in r.err
+    assert cid not in rt.ids()
+
+
+def test_inheritable_capabilities_are_empty_unless_configured(rt, cid, bundle):
+    """CVE-2022-29162 class: the runtime must not hand out inheritable capabilities."""
+    bundle.args("cat", "/proc/self/status")
+    out = rt.run_ok(cid, bundle)
+    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    assert int(fields["CapInh"], 16) == 0
+
+
+def test_waiting_init_is_not_dumpable(rt, cid, bundle):
+    """CVE-2016-9962 class: until it execs the user's program, the init holds
+    the runtime's state; a process with the container's host uid must not be
+    able to read it through /proc (or ptrace it)."""
+    bundle.linux["namespaces"].append({"type": "user"})
+    bundle.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle.args("true")
+    rt.create(cid, bundle)
+    pid = rt.state(cid)["pid"]
+    probe = subprocess.run(["setpriv", "--reuid=100000", "--regid=100000", "--clear-groups",
+                            "cat", f"/proc/{pid}/environ"], capture_output=True)
+    assert probe.returncode != 0
