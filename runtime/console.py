@@ -49,6 +49,7 @@ class Relay:
 
         master = self._receive_master()
         self.close()
+        _follow_window_size(master)
         saved = _make_raw(0)
         try:
             _copy(master, pid)
@@ -62,6 +63,25 @@ class Relay:
         return exit_code(status)
 
 
+def _follow_window_size(master: int) -> None:
+    """Give the container's terminal our terminal's size, now and on SIGWINCH."""
+    if not os.isatty(0):
+        return
+    import _signal
+    import fcntl
+    import termios
+
+    from runtime import _linux
+
+    def copy(*_args) -> None:
+        packed = fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8)
+        rows, cols = int.from_bytes(packed[0:2], "little"), int.from_bytes(packed[2:4], "little")
+        _linux.set_window_size(master, rows, cols)
+
+    copy()
+    _signal.signal(_signal.SIGWINCH, copy)
+
+
 def _make_raw(fd: int):
     if not os.isatty(fd):
         return None
@@ -72,7 +92,7 @@ def _make_raw(fd: int):
     raw[0] &= ~(termios.BRKINT | termios.ICRNL | termios.INPCK | termios.ISTRIP | termios.IXON)
     raw[1] &= ~termios.OPOST
     raw[3] &= ~(termios.ECHO | termios.ICANON | termios.IEXTEN | termios.ISIG)
-    termios.tcsetattr(fd, termios.TCSAFLUSH, raw)
+    termios.tcsetattr(fd, termios.TCSADRAIN, raw)  # keep what was typed ahead
     return saved
 
 

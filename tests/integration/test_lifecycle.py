@@ -414,3 +414,36 @@ def test_terminal_is_sent_over_console_socket(rt, cid, bundle, testdir):
     assert os.path.basename(lines[0]).isdigit()
     assert "console-ok" in lines
     assert "got:typed-in" in lines
+
+
+def test_foreground_run_relays_a_terminal_without_console_socket(rt, cid, bundle):
+    """`run` with process.terminal and no --console-socket gives the
+    container a pty of its own and copies it to the caller's terminal."""
+    import pty as host_pty
+    import select
+
+    bundle.process["terminal"] = True
+    bundle.sh("tty; stty size; read line; echo got:$line; exit 4")
+    bundle.write()
+    master, slave = host_pty.openpty()
+    os.set_blocking(master, True)
+    proc = rt.spawn("run", "--bundle", str(bundle.path), cid, stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    output = b""
+    os.write(master, b"hello\n")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if not select.select([master], [], [], 0.2)[0]:
+            continue
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break  # EIO: the last holder of the slave is gone
+        if not chunk:
+            break
+        output += chunk
+    os.close(master)
+    assert proc.wait(timeout=15) == 4
+    text = output.decode(errors="replace")
+    assert "/dev/pts/" in text
+    assert "got:hello" in text
