@@ -27,6 +27,8 @@ class BuildWithSchemas(build_py):
 
 extensions = [
     Extension("runtime._linux", ["csrc/linux.pyx"]),
+    Extension("runtime._seccomp", ["csrc/seccomp.pyx"], libraries=["seccomp"]),
+    Extension("runtime._cgroupfs", ["csrc/cgroupfs.pyx"]),
 ]
 
 setup(
@@ -34,7 +36,7 @@ setup(
     version="0.1.0",
     description="A rootless-first, runc-compatible OCI container runtime",
     python_requires=">=3.11",
-    packages=["runtime", "runtime.spec", "runtime.sys"],
+    packages=["runtime", "runtime.spec", "runtime.sys", "runtime.cgroups"],
     ext_modules=cythonize(extensions, language_level=3, quiet=True),
     scripts=["bin/rootlet"],
     cmdclass={"build_py": BuildWithSchemas},

@@ -28,6 +28,11 @@ commands:
   kill      send a signal to a container's init (or --all its processes)
   delete    delete a container and everything create made
   exec      run another process in a running container
+  pause     freeze every process of a container (its cgroup)
+  resume    thaw a paused container
+  update    change the resource limits of a running container
+  events    print a container's stats and OOM events as JSON lines
+  ps        list the processes of a container
   features  print the features this runtime supports as JSON
 
 global options:
@@ -71,6 +76,16 @@ COMMANDS: dict[str, tuple[dict[str, object], dict[str, str], str]] = {
              {"p": "process", "d": "detach", "t": "tty", "e": "env", "u": "user", "g": "additional-gids",
               "c": "cap"}, "ID [COMMAND [ARGS...]]"),
     "features": ({}, {}, ""),
+    "pause": ({}, {}, "ID"),
+    "resume": ({}, {}, "ID"),
+    "update": ({"resources": True, "memory": True, "memory-swap": True, "memory-reservation": True,
+                "kernel-memory": True, "kernel-memory-tcp": True, "cpu-share": True, "cpu-shares": True,
+                "cpu-quota": True, "cpu-period": True, "cpu-rt-period": True, "cpu-rt-runtime": True,
+                "cpu-idle": True, "cpu-burst": True, "cpuset-cpus": True, "cpuset-mems": True,
+                "pids-limit": True, "blkio-weight": True, "l3-cache-schema": True, "mem-bw-schema": True},
+               {"r": "resources"}, "ID"),
+    "events": ({"stats": False, "interval": True}, {}, "ID"),
+    "ps": ({"format": True}, {"f": "format"}, "ID [PS OPTIONS...]"),
 }
 
 
@@ -110,7 +125,11 @@ def parse_flags(args: list[str], known: dict[str, object], aliases: dict[str, st
 
 
 def default_root() -> str:
-    if os.geteuid() == 0:
+    """/run/rootlet for real root; an unprivileged user, or "root" inside a
+    user namespace (rootless podman runs us so), gets $XDG_RUNTIME_DIR/rootlet."""
+    from runtime.sys.userns import in_user_namespace
+
+    if os.geteuid() == 0 and not in_user_namespace():
         return "/run/rootlet"
     runtime_dir = os.environ.get("XDG_RUNTIME_DIR", "")
     if runtime_dir:
@@ -240,9 +259,59 @@ def cmd_features(root: str, flags: dict, positional: list[str]) -> int:
     return 0
 
 
+def cmd_pause(root: str, flags: dict, positional: list[str]) -> int:
+    from runtime.cgroups import commands
+
+    commands.pause(root, _one_id(positional, "pause"))
+    return 0
+
+
+def cmd_resume(root: str, flags: dict, positional: list[str]) -> int:
+    from runtime.cgroups import commands
+
+    commands.resume(root, _one_id(positional, "resume"))
+    return 0
+
+
+def cmd_update(root: str, flags: dict, positional: list[str]) -> int:
+    from runtime.cgroups import commands
+
+    container_id = _one_id(positional, "update")
+    for unsupported in ("l3-cache-schema", "mem-bw-schema"):
+        if flags.get(unsupported):
+            raise RootletError(f"update --{unsupported}: Intel RDT is not supported")
+    if flags.get("resources"):
+        delta = commands.resources_from_file(flags["resources"])
+    else:
+        delta = commands.resources_from_flags(flags)
+    commands.update(root, container_id, delta)
+    return 0
+
+
+def cmd_events(root: str, flags: dict, positional: list[str]) -> int:
+    from runtime.cgroups import commands
+
+    interval = commands.parse_duration(flags.get("interval", "5s"))
+    commands.events(root, _one_id(positional, "events"), bool(flags.get("stats")), interval)
+    return 0
+
+
+def cmd_ps(root: str, flags: dict, positional: list[str]) -> int:
+    from runtime.cgroups import commands
+
+    output_format = flags.get("format", "table")
+    if output_format not in ("table", "json"):
+        raise Usage(f"--format: {output_format!r} is not one of table, json")
+    if not positional:
+        raise Usage("ps needs a container id")
+    commands.ps(root, positional[0], output_format, positional[1:])
+    return 0
+
+
 HANDLERS = {
     "spec": cmd_spec, "create": cmd_create, "run": cmd_run, "start": cmd_start, "state": cmd_state,
     "list": cmd_list, "kill": cmd_kill, "delete": cmd_delete, "features": cmd_features, "exec": cmd_exec,
+    "pause": cmd_pause, "resume": cmd_resume, "update": cmd_update, "events": cmd_events, "ps": cmd_ps,
 }
 
 

@@ -57,9 +57,15 @@ class _Creation:
         self.pids: list[int] = []
         self.fds: list[int] = []
         self.channel: Channel | None = None
+        self.cgroup = None  # a runtime.cgroups.Setup once planned
+        self.hooks_ran = False  # from the first hook on, a failure ends in poststop
 
     def run(self) -> int:
         config, directory = self.config, self.directory
+        if config.linux.seccomp is not None:  # its BPF program, built or found in the cache, before the fork
+            from runtime import seccomp
+
+            seccomp.prepare(config.linux.seccomp, directory.root)
         # Our init ends up as our child when its forking parent exits, so that
         # a failing create can reap it and `run` can wait for it.
         _linux.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
@@ -71,6 +77,7 @@ class _Creation:
         parent_end, child_end = Channel.pair()
         self.channel = parent_end
         listen_fds = _listen_fds()
+        self.cgroup = _plan_cgroup(directory.id, config)  # bad linux.resources fail here, before any fork
         context = init.InitContext(config, child_end, fifo_fd, console_fd, self.options.no_pivot,
                                    listen_fds + self.options.preserve_fds, directory.id, listen_fds)
         first = os.fork()
@@ -80,6 +87,8 @@ class _Creation:
             init.main(context)
         self.pids.append(first)
         child_end.close()
+        if self.cgroup is not None:
+            self.cgroup.create()  # while the init sets up its namespaces
         pid = self._serve(first)
         directory.save(self._state(pid))
         return pid
@@ -91,19 +100,27 @@ class _Creation:
             channel.receive("idmap")
             idmap.write_maps(first, config.linux.uid_mappings, config.linux.gid_mappings)
             channel.send("idmapped")
+        if self.cgroup is not None:  # moving a first process costs the kernel a grace period: overlap it
+            self.cgroup.join_early(first)
         pid = channel.receive("pid")["pid"]
         if pid != first:
             os.waitpid(first, 0)
             self.pids = [pid]
-        # Here the cgroup manager (linux.resources, not supported yet) puts
-        # init in the container's cgroup, before init makes its cgroup namespace.
+        # init joins the container's cgroup before it makes its cgroup namespace
+        if self.cgroup is not None:
+            self.cgroup.join(pid)
         channel.send("cgrouped")
         channel.receive("prestart")
+        self.hooks_ran = True
         state = hooks.state_for_hooks(self.directory.id, "creating", pid, config.bundle, config.annotations,
                                       config.oci_version)
         hooks.run_all("prestart", config.hooks.get("prestart", []), state)
         hooks.run_all("createRuntime", config.hooks.get("createRuntime", []), state)
         channel.send("go")
+        if config.linux.seccomp is not None and config.linux.seccomp.notify:
+            from runtime import seccomp
+
+            seccomp.forward_to_listener(config.linux.seccomp, channel, pid, state, what="container init")
         channel.receive("ready")
         return pid
 
@@ -120,8 +137,11 @@ class _Creation:
             "owner": _owner(),
             "annotations": config.annotations,
             "process": config.raw_process,
+            "seccomp": config.linux.seccomp.raw if config.linux.seccomp is not None else None,  # for exec
             "hooks": {phase: [_hook_dict(hook) for hook in config.hooks.get(phase, [])]
                       for phase in ("poststart", "poststop")},
+            "cgroup": self.cgroup.manager.record() if self.cgroup is not None else None,
+            "resources": config.linux.resources,  # as `update` changes them
         }
 
     def _connect_console(self) -> int:
@@ -145,15 +165,33 @@ class _Creation:
     def undo(self) -> None:
         for pid in self.pids:
             kill_and_reap(pid)
+        if self.cgroup is not None:
+            self.cgroup.undo()
         self.directory.remove()
+        if self.hooks_ran:
+            # runtime.md "Lifecycle": a failing create hook stops the container
+            # and the lifecycle goes on at delete, which runs poststop hooks.
+            config = self.config
+            state = hooks.state_for_hooks(self.directory.id, "stopped", 0, config.bundle, config.annotations,
+                                          config.oci_version)
+            hooks.run_all("poststop", config.hooks.get("poststop", []), state, warn=log.warning)
 
     def close(self) -> None:
         for fd in self.fds:
             os.close(fd)
         self.fds = []
+        if self.cgroup is not None:
+            self.cgroup.manager.close()
         if self.channel is not None:
             self.channel.close()
         self.directory.close()
+
+
+def _plan_cgroup(container_id: str, config: Config):
+    from runtime import cgroups
+
+    linux = config.linux
+    return cgroups.prepare(container_id, linux.cgroups_path, linux.resources)
 
 
 def _listen_fds() -> int:
@@ -207,6 +245,10 @@ def _wait_gone(pid: int, timeout: float) -> bool:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
         return True
+    except OSError as err:
+        if err.errno == 22:  # EINVAL: the pid is still referenced but its process is reaped
+            return True
+        raise
     try:
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
@@ -232,28 +274,42 @@ def start(root: str, container_id: str) -> None:
 def release(directory: ContainerDir, state: dict) -> None:
     """Let the waiting init exec the user's program, then run poststart hooks."""
     fifo = f"{directory.path}/{FIFO}"
-    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    # The pidfd first: once the fifo is open, a short program may run, exit
+    # and be reaped by its parent before we could look at it.
     pidfd = os.pidfd_open(state["pid"])
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        poller.register(pidfd, select.POLLIN)
-        while True:
-            ready = dict(poller.poll())
-            if ready.get(fd, 0) & select.POLLIN and os.read(fd, 1):
-                break
-            if pidfd in ready:
-                raise RootletError(f"container {directory.id!r} init exited before it was started")
+        report = _read_until_exec(fd, pidfd, directory.id)
     finally:
         os.close(fd)
         os.close(pidfd)
     os.unlink(fifo)
+    if report:
+        raise RootletError(f"container {directory.id!r} did not start: {report}")
     hook_state = hooks.state_for_hooks(directory.id, "running", state["pid"], state["bundle"],
                                        state.get("annotations", {}), state["ociVersion"])
-    try:
-        hooks.run_all("poststart", _hooks_from_state(state, "poststart"), hook_state)
-    except RootletError as err:
-        log.warning(str(err))  # config.md: a failing poststart hook is only a warning
+    # config.md: a failing poststart hook is a warning; the others still run
+    hooks.run_all("poststart", _hooks_from_state(state, "poststart"), hook_state, warn=log.warning)
+
+
+def _read_until_exec(fifo_fd: int, pidfd: int, container_id: str) -> str:
+    """What the init writes on exec.fifo: "0" when released, then nothing
+    until execve closes its end (end-of-file), or why it failed."""
+    poller = select.poll()
+    poller.register(fifo_fd, select.POLLIN)
+    poller.register(pidfd, select.POLLIN)
+    received = b""
+    while True:
+        ready = dict(poller.poll())
+        if fifo_fd in ready:
+            chunk = os.read(fifo_fd, 4096)
+            if chunk:
+                received += chunk
+                continue
+            if received:
+                return received[1:].decode(errors="replace")
+        if pidfd in ready and not received:
+            raise RootletError(f"container {container_id!r} init exited before it was started")
 
 
 # ---------------------------------------------------------------- state, list
@@ -288,13 +344,27 @@ def kill(root: str, container_id: str, signal: int, all_processes: bool) -> None
         state = directory.load()
         if not init_alive(state):
             raise WrongState(f"container {container_id!r} is not running")
-        if all_processes:
+        manager = _cgroup_of(state)
+        if all_processes and manager is not None:
+            try:
+                manager.signal_all(signal)  # the cgroup holds every process, forked or exec'd
+            finally:
+                manager.close()
+        elif all_processes:
             for pid in _processes_in_pid_namespace_of(state["pid"]):
                 _signal(pid, signal)
         else:
             _signal_init(state, signal)
     finally:
         directory.close()
+
+
+def _cgroup_of(state: dict):
+    if not state.get("cgroup"):
+        return None
+    from runtime import cgroups
+
+    return cgroups.from_record(state["cgroup"])
 
 
 def _signal_init(state: dict, signal: int) -> None:
@@ -371,14 +441,22 @@ def delete(root: str, container_id: str, force: bool) -> None:
 
 def destroy(directory: ContainerDir, state: dict) -> None:
     """Kill what is left of the container, remove its state, run poststop hooks."""
-    if init_alive(state):
-        _signal_init(state, 9)
-        if not _wait_gone(state["pid"], 10.0):
-            raise RootletError(f"container {directory.id!r} init did not die after SIGKILL")
+    manager = _cgroup_of(state)
+    try:
+        if init_alive(state):
+            _signal_init(state, 9)
+            if manager is not None and manager.paused():
+                manager.thaw()  # a frozen v1 process dies of SIGKILL only once thawed
+            if not _wait_gone(state["pid"], 10.0):
+                raise RootletError(f"container {directory.id!r} init did not die after SIGKILL")
+        if manager is not None:  # what is left (processes outside the init's pid namespace), then the cgroup
+            manager.kill_all()
+            manager.remove()
+    finally:
+        if manager is not None:
+            manager.close()
     directory.remove()
     hook_state = hooks.state_for_hooks(directory.id, "stopped", 0, state["bundle"],
                                        state.get("annotations", {}), state["ociVersion"])
-    try:
-        hooks.run_all("poststop", _hooks_from_state(state, "poststop"), hook_state)
-    except RootletError as err:
-        log.warning(str(err))  # config.md: a failing poststop hook is only a warning
+    # config.md: a failing poststop hook is a warning; the others still run
+    hooks.run_all("poststop", _hooks_from_state(state, "poststop"), hook_state, warn=log.warning)

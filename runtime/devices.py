@@ -31,11 +31,10 @@ def default_devices() -> list[Device]:
 
 
 def create_all(wanted: list[Device], root_fd: int, in_userns: bool) -> None:
-    seen: set[str] = set()
-    for device in wanted:
-        if device.path in seen:
-            continue
-        seen.add(device.path)
+    """Create each device; a later entry for the same path (the config's)
+    replaces an earlier one (a default)."""
+    by_path = {device.path: device for device in wanted}
+    for device in by_path.values():
         if in_userns:
             _bind_from_host(device, root_fd)
         else:
@@ -46,17 +45,29 @@ def _make_node(device: Device, root_fd: int) -> None:
     parent_path, name = device.path.rsplit("/", 1)
     parent = ensure_in_root(root_fd, parent_path or "/")
     try:
-        try:
+        kind = _TYPES[device.type]
+        number = os.makedev(device.major, device.minor)
+        if _existing_matches(parent, name, device, kind, number):
             os.unlink(name, dir_fd=parent)
-        except FileNotFoundError:
-            pass
-        mode = _TYPES[device.type] | (device.file_mode & 0o7777)
-        os.mknod(name, mode, os.makedev(device.major, device.minor), dir_fd=parent)
+        os.mknod(name, kind | (device.file_mode & 0o7777), number, dir_fd=parent)
         os.chown(name, device.uid, device.gid, dir_fd=parent, follow_symlinks=False)
     except OSError as err:
         raise fail(f"create device {device.path}", err) from None
     finally:
         os.close(parent)
+
+
+def _existing_matches(parent: int, name: str, device: Device, kind: int, number: int) -> bool:
+    """Whether something is at the path already; if it is not this very
+    device, that is an error (config-linux.md "Devices")."""
+    try:
+        info = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    if stat.S_IFMT(info.st_mode) != kind or (kind != stat.S_IFIFO and info.st_rdev != number):
+        raise RootletError(f"{device.path} exists in the rootfs and is not the device the config asks for",
+                           step=f"create device {device.path}")
+    return True
 
 
 def _bind_from_host(device: Device, root_fd: int) -> None:

@@ -75,6 +75,12 @@ def execute(root: str, container_id: str, options: ExecOptions) -> int:
             raise WrongState(f"cannot exec in container {container_id!r}: it is {current}")
         init_pid = state["pid"]
         process = build_process(state.get("process", {}), options)
+        filters = None
+        if state.get("seccomp"):  # the container's linux.seccomp applies to exec'd processes too
+            from runtime import seccomp
+
+            filters = seccomp.plan(state["seccomp"])
+            seccomp.prepare(filters, root)
     finally:
         directory.close()
     relay = None
@@ -85,7 +91,7 @@ def execute(root: str, container_id: str, options: ExecOptions) -> int:
         relay = console.Relay()
         console_socket = relay.socket_path
     try:
-        pid = _spawn(init_pid, process, console_socket, int(options.preserve_fds or 0))
+        pid = _spawn(init_pid, process, console_socket, int(options.preserve_fds or 0), filters, state)
     finally:
         if relay is not None and console_socket and options.detach:
             relay.close()
@@ -101,7 +107,8 @@ def execute(root: str, container_id: str, options: ExecOptions) -> int:
     return relay.copy_until_exit(pid) if relay is not None else wait_for(pid)
 
 
-def _spawn(init_pid: int, process: Process, console_socket: str, preserve_fds: int) -> int:
+def _spawn(init_pid: int, process: Process, console_socket: str, preserve_fds: int, filters=None,
+           state: dict | None = None) -> int:
     joins = namespaces.of_process(init_pid)
     parent_end, child_end = Channel.pair()
     console_fd = _connect(console_socket) if console_socket else -1
@@ -109,16 +116,23 @@ def _spawn(init_pid: int, process: Process, console_socket: str, preserve_fds: i
     first = os.fork()
     if first == 0:
         parent_end.close()
-        _child(joins, process, child_end, console_fd, preserve_fds)
+        _child(joins, process, child_end, console_fd, preserve_fds, filters)
     child_end.close()
     if console_fd >= 0:
         os.close(console_fd)
     try:
+        _join_cgroup(first, (state or {}).get("cgroup"), early=True)
         pid = parent_end.receive("pid", what="rootlet exec")["pid"]
         if pid != first:
             os.waitpid(first, 0)
-        # Here the cgroup manager puts the process in the container's cgroup.
+        _join_cgroup(pid, (state or {}).get("cgroup"))  # before the process can fork
         parent_end.send("cgrouped")
+        if filters is not None and filters.notify:
+            from runtime import hooks, seccomp
+
+            container = hooks.state_for_hooks(state["id"], "running", init_pid, state["bundle"],
+                                              state.get("annotations", {}), state["ociVersion"])
+            seccomp.forward_to_listener(filters, parent_end, pid, container, what="rootlet exec")
         parent_end.receive("ready", what="rootlet exec")
     except BaseException:
         from runtime.container import kill_and_reap
@@ -128,6 +142,23 @@ def _spawn(init_pid: int, process: Process, console_socket: str, preserve_fds: i
     finally:
         parent_end.close()
     return pid
+
+
+def _join_cgroup(pid: int, record: dict | None, early: bool = False) -> None:
+    """early: move the forking parent while it joins the namespaces (a first
+    migration costs the kernel a grace period); it may be gone already."""
+    if not record:
+        return
+    from runtime import cgroups
+
+    manager = cgroups.from_record(record)
+    try:
+        manager.join(pid)
+    except RootletError:
+        if not early:
+            raise
+    finally:
+        manager.close()
 
 
 def _connect(path: str) -> int:
@@ -143,7 +174,7 @@ def _connect(path: str) -> int:
 
 
 def _child(joins: dict[str, str], process: Process, channel: Channel, console_fd: int,
-           preserve_fds: int) -> None:
+           preserve_fds: int, filters=None) -> None:
     """In the forked child; never returns."""
     try:
         _linux.prctl(k.PR_SET_DUMPABLE, 0)
@@ -165,11 +196,22 @@ def _child(joins: dict[str, str], process: Process, channel: Channel, console_fd
             finally:
                 os.close(root_fd)
         program = user_process.find_program(process.args[0], process.env)
-        user_process.apply(process)
+        hand_over = None
+        if filters is not None:  # loaded where runtime.init loads it (see init.seccomp_loader)
+            from runtime import seccomp
+
+            hand_over = seccomp.loader(filters, channel)
+        user_process.apply(process, hand_over)
+        late = None
+        if hand_over is not None and process.no_new_privileges:
+            if filters.notify:
+                hand_over()
+            else:
+                late = filters
         channel.send("ready")
     except BaseException as err:  # noqa: BLE001 - everything must reach the parent
         try:
             channel.send_error(err)
         finally:
             os._exit(1)
-    user_process.execute(process, program, {})
+    user_process.execute(process, program, {}, late)

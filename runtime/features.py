@@ -8,6 +8,18 @@ from runtime import capabilities, mountopts
 HOOKS = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
 
 
+def _seccomp() -> dict:
+    from runtime import seccomp
+
+    return seccomp.features()
+
+
+def _libseccomp_version() -> str:
+    from runtime import _seccomp
+
+    return ".".join(map(str, _seccomp.version()))
+
+
 def document() -> dict:
     return {
         "ociVersionMin": "1.0.0",
@@ -17,8 +29,8 @@ def document() -> dict:
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": list(capabilities.NAMES),
-            "cgroup": {"v1": False, "v2": False, "systemd": False, "systemdUser": False, "rdma": False},
-            "seccomp": {"enabled": False},
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": False},
+            "seccomp": _seccomp(),
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
@@ -26,7 +38,8 @@ def document() -> dict:
         },
         "annotations": {
             "org.opencontainers.runc.no-pivot": "false",
+            "io.github.seccomp.libseccomp.version": _libseccomp_version(),
             "io.github.rootlet.note":
-                "linux.resources limits and linux.seccomp are refused until implemented",
+                "linux.resources.rdma and linux.intelRdt are refused",
         },
     }

@@ -16,10 +16,18 @@ from runtime.errors import RootletError
 from runtime.spec.model import Hook
 
 
-def run_all(phase: str, hooks: list[Hook], state: dict) -> None:
+def run_all(phase: str, hooks: list[Hook], state: dict, warn=None) -> None:
+    """Run the hooks in order. The first failure stops the rest and is
+    raised, unless `warn` is given: then each failure is passed to it and the
+    remaining hooks still run (poststart, poststop)."""
     payload = jsonio.dumps(state).encode()
     for index, hook in enumerate(hooks):
-        run_one(hook, payload, f"{phase} hook #{index} ({hook.path})")
+        try:
+            run_one(hook, payload, f"{phase} hook #{index} ({hook.path})")
+        except RootletError as err:
+            if warn is None:
+                raise
+            warn(str(err))
 
 
 def run_one(hook: Hook, payload: bytes, what: str) -> None:

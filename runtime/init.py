@@ -6,7 +6,8 @@ that the others belong to it; the parent writes its id maps meanwhile); fork
 once more when a pid or time namespace applies only to children; build the
 rootfs; let the parent run createRuntime hooks; run createContainer hooks;
 pivot_root; apply the process's attributes; report ready; block on
-exec.fifo until `start`; run startContainer hooks; execve.
+exec.fifo until `start`; run startContainer hooks; execve. The seccomp
+filter goes in at one of three points (see seccomp_loader).
 
 Any failure goes back to the parent over the sync channel as a RootletError
 with the step that failed; this process then exits.
@@ -24,6 +25,7 @@ from runtime.sync import Channel
 from runtime.sys import constants as k
 from runtime.sys.calls import fail, write_file
 from runtime.sys.paths import ensure_in_root, fd_path
+from runtime.sys.userns import in_user_namespace
 
 # sysctl prefixes and the namespace that makes them the container's own
 _SYSCTL_NAMESPACES = (
@@ -119,16 +121,11 @@ def _write_time_offsets(offsets: dict) -> None:
 
 # ---------------------------------------------------------------- the container
 
-def _in_user_namespace() -> bool:
-    with open("/proc/self/uid_map") as mapping:
-        return mapping.read().split() != ["0", "0", "4294967295"]
-
-
 def _setup_container(ctx: InitContext) -> None:
     config = ctx.config
     os.setsid()
     os.umask(0)
-    in_userns = _in_user_namespace()
+    in_userns = in_user_namespace()
     if "mount" not in config.linux.namespaces:
         raise RootletError("rootlet needs a mount namespace", step="check linux.namespaces")
     rootfs.prepare(config)
@@ -155,12 +152,43 @@ def _setup_container(ctx: InitContext) -> None:
     if process is None:
         raise RootletError("config.json has no process to run", path="process")
     program = user_process.find_program(process.args[0], process.env)
-    user_process.apply(process)
+    if config.linux.personality is not None:
+        try:
+            _linux.personality(config.linux.personality)
+        except OSError as err:
+            raise fail("set linux.personality", err) from None
+    filters = config.linux.seccomp
+    hand_over = seccomp_loader(filters, ctx.channel) if filters is not None else None
+    user_process.apply(process, hand_over)
+    late = None
+    if hand_over is not None and process.no_new_privileges:
+        if filters.notify:
+            hand_over()  # the agent must have its fd before create returns
+        else:
+            late = filters  # as late as possible: right before execve
     ctx.channel.send("ready")
-    _wait_for_start(ctx)
-    hooks.run_all("startContainer", config.hooks.get("startContainer", []), _hook_state(ctx, "created"))
+    started = _wait_for_start(ctx)
+    try:
+        hooks.run_all("startContainer", config.hooks.get("startContainer", []), _hook_state(ctx, "created"))
+    except RootletError as err:
+        os.write(started, str(err).encode())
+        os._exit(1)
     extra = {"LISTEN_FDS": str(ctx.listen_fds), "LISTEN_PID": "1"} if ctx.listen_fds else {}
-    user_process.execute(process, program, extra)
+    user_process.execute(process, program, extra, late, report_fd=started)
+
+
+def seccomp_loader(filters, channel: Channel):
+    """Compile linux.seccomp now, so that a rule libseccomp refuses fails
+    create; returns what loads it and hands its notify fd to the parent.
+
+    When it loads is runc's rule: without no_new_privs only CAP_SYS_ADMIN
+    may install a filter, so it goes in before the capabilities drop
+    (process.apply); with no_new_privs as late as possible, right before
+    execve, except that with SCMP_ACT_NOTIFY the agent needs the fd while
+    create still runs, so the filter goes in before the process reports ready."""
+    from runtime import seccomp
+
+    return seccomp.loader(filters, channel)
 
 
 def _hook_state(ctx: InitContext, status: str) -> dict:
@@ -188,10 +216,14 @@ def _write_sysctls(config: Config) -> None:
         write_file("/proc/sys/" + key.replace(".", "/"), value, step=f"write sysctl {key}")
 
 
-def _wait_for_start(ctx: InitContext) -> None:
+def _wait_for_start(ctx: InitContext) -> int:
     """Block until `start` opens exec.fifo for reading (runtime.md "start").
-    The fifo is reached through our O_PATH fd: its path is outside the rootfs."""
+
+    The fifo is reached through our O_PATH fd (its path is outside the
+    rootfs). The open write end is returned: `start` reads "0" now, then
+    either an error (a failing startContainer hook, a failing execve) or
+    end-of-file when execve closes it, and only then runs poststart hooks."""
     fd = os.open(fd_path(ctx.fifo_fd), os.O_WRONLY | os.O_CLOEXEC)
     os.write(fd, b"0")
-    os.close(fd)
     os.close(ctx.fifo_fd)
+    return fd

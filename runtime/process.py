@@ -64,9 +64,13 @@ def find_program(name: str, env: list[str]) -> str:
                        path="process.args[0]")
 
 
-def apply(process: Process) -> None:
+def apply(process: Process, load_filter=None) -> None:
     """rlimits, oom score and no_new_privs first (they need privilege), then
-    the user, then capabilities (config.md "Linux Process")."""
+    the user, then capabilities (config.md "Linux Process").
+
+    `load_filter` installs linux.seccomp when there is no no_new_privs: then
+    only CAP_SYS_ADMIN allows it, so it runs before the bounding set, the ids
+    and the capabilities change (runc's order)."""
     for name, soft, hard in process.rlimits:
         try:
             _linux.set_rlimit(_RLIMITS[name], soft, hard)
@@ -74,6 +78,8 @@ def apply(process: Process) -> None:
             raise fail(f"set {name} to {soft}:{hard}", err) from None
     if process.oom_score_adj is not None:
         write_file("/proc/self/oom_score_adj", str(process.oom_score_adj), step="write process.oomScoreAdj")
+    if load_filter is not None and not process.no_new_privileges:
+        load_filter()
     caps = process.capabilities
     _drop_bounding(capabilities.mask(caps["bounding"], "process.capabilities.bounding"))
     _set_user(process)
@@ -140,10 +146,22 @@ def environment(process: Process, extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def execute(process: Process, program: str, extra_env: dict[str, str]) -> None:
-    """execve() the user's program; on failure say why on stderr and exit 127."""
+def execute(process: Process, program: str, extra_env: dict[str, str], filter_plan=None,
+            report_fd: int = -1) -> None:
+    """execve() the user's program; on failure say why on stderr (and on
+    `report_fd`, which `start` reads) and exit 127. With `filter_plan` (a
+    runtime.seccomp.SeccompPlan) the filter goes in right before, so that the
+    fewest calls happen under it."""
+    env = environment(process, extra_env)
     try:
-        os.execve(program, process.args, environment(process, extra_env))
-    except OSError as err:
-        os.write(2, f"rootlet: exec {process.args[0]}: {err.strerror}\n".encode())
+        if filter_plan is not None:
+            from runtime import seccomp
+
+            seccomp.load(filter_plan)
+        os.execve(program, process.args, env)
+    except (OSError, RootletError) as err:
+        message = f"exec {process.args[0]}: {getattr(err, 'strerror', None) or err}"
+        os.write(2, f"rootlet: {message}\n".encode())
+        if report_fd >= 0:
+            os.write(report_fd, message.encode())
         os._exit(127)

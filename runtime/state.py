@@ -6,9 +6,9 @@ command that reads or changes a container holds flock() on its directory, so
 commands on one id are serialized; `state` and `list` take a shared lock.
 
 Status is derived, never stored (runtime.md "State"): init alive and
-exec.fifo present -> created; alive without it -> running; gone or a zombie
--> stopped. The init's start time, recorded at create, tells a reused pid
-from ours.
+exec.fifo present -> created; alive without it -> running; its cgroup
+frozen -> paused; gone or a zombie -> stopped. The init's start time,
+recorded at create, tells a reused pid from ours.
 """
 
 from __future__ import annotations
@@ -115,6 +115,11 @@ def init_alive(state: dict) -> bool:
 def status(directory: ContainerDir, state: dict) -> str:
     if not init_alive(state):
         return "stopped"
+    if state.get("cgroup"):
+        from runtime import cgroups
+
+        if cgroups.paused(state["cgroup"]):
+            return "paused"
     if os.path.exists(f"{directory.path}/{FIFO}"):
         return "created"
     return "running"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import _socket
 import os
+import sys
 
 from runtime import jsonio
 from runtime.errors import RootletError
@@ -43,9 +44,33 @@ class Channel:
         else:
             self.send("error", message=f"{type(err).__name__}: {err}", step="", path="", errno=0)
 
+    def send_fd(self, kind: str, fd: int, **fields) -> None:
+        """A message carrying one file descriptor (SCM_RIGHTS)."""
+        fields["type"] = kind
+        self.sock.sendmsg([jsonio.dumps(fields).encode()],
+                          [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
+
+    def receive_fd(self, expected: str, *, what: str = "container init") -> tuple[dict, int]:
+        """The next message and the fd it carries (-1 if none; close-on-exec)."""
+        data, ancillary, _flags, _address = self.sock.recvmsg(_MAX, _socket.CMSG_SPACE(4),
+                                                              _socket.MSG_CMSG_CLOEXEC)
+        fd = -1
+        for level, kind, payload in ancillary:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(payload) >= 4:
+                fd = int.from_bytes(payload[:4], sys.byteorder)
+        try:
+            return self._decode(data, expected, what), fd
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            raise
+
     def receive(self, expected: str, *, what: str = "container init") -> dict:
         """The next message, which must be of type `expected`; errors are raised."""
-        data = self.sock.recv(_MAX)
+        return self._decode(self.sock.recv(_MAX), expected, what)
+
+    @staticmethod
+    def _decode(data: bytes, expected: str, what: str) -> dict:
         if not data:
             raise RootletError(f"{what} exited before it was ready")
         message = jsonio.loads(data.decode())

@@ -1,7 +1,8 @@
 """The config.json that `rootlet spec` writes: runc's defaults (an isolated
 busybox-style shell), and with --rootless the variant an unprivileged user
 can run: a user namespace mapping the caller to root, no network namespace
-(its sysfs could not be mounted), /sys bound from the host, no devpts gid."""
+(its sysfs could not be mounted), /sys bound from the host, no devpts gid.
+Unlike runc's, both carry a default seccomp profile (spec/seccomp_default.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 
 from runtime import jsonio
 from runtime.errors import RootletError
+from runtime.spec import seccomp_default
 
 _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 _MASKED = [
@@ -60,6 +62,7 @@ def default_config(*, rootless: bool) -> dict:
                            {"type": "mount"}],
             "maskedPaths": list(_MASKED),
             "readonlyPaths": list(_READONLY),
+            "seccomp": seccomp_default.profile(),
         },
     }
     if rootless:

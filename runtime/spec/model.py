@@ -17,8 +17,6 @@ import os
 from runtime.errors import ConfigError
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
-# Resource sections that need a cgroup manager; device rules are accepted.
-_LIMIT_SECTIONS = ("memory", "cpu", "pids", "blockIO", "hugepageLimits", "network", "rdma", "unified")
 
 
 class Mount:
@@ -99,12 +97,18 @@ class Process:
         ]
         self.no_new_privileges: bool = raw.get("noNewPrivileges", False)
         self.oom_score_adj: int | None = raw.get("oomScoreAdj")
+        # A label that cannot be applied must fail, not be dropped (config.md).
+        if raw.get("apparmorProfile"):
+            raise ConfigError(f"{where}.apparmorProfile", "AppArmor profiles are not supported by rootlet")
+        if raw.get("selinuxLabel"):
+            raise ConfigError(f"{where}.selinuxLabel", "SELinux labels are not supported by rootlet")
 
 
 class Linux:
     __slots__ = (
         "namespaces", "uid_mappings", "gid_mappings", "time_offsets", "devices", "masked_paths",
         "readonly_paths", "rootfs_propagation", "sysctl", "personality", "cgroups_path", "resources",
+        "seccomp",
     )
 
     def __init__(self, raw: dict):
@@ -121,9 +125,14 @@ class Linux:
         self.readonly_paths: list[str] = raw.get("readonlyPaths", [])
         self.rootfs_propagation: str = raw.get("rootfsPropagation", "")
         self.sysctl: dict[str, str] = raw.get("sysctl", {})
-        self.personality: dict | None = raw.get("personality")
+        self.personality: int | None = _personality(raw.get("personality"))
         self.cgroups_path: str = raw.get("cgroupsPath", "")
         self.resources: dict = raw.get("resources", {})
+        self.seccomp = None  # a runtime.seccomp.SeccompPlan; that module loads only when needed
+        if raw.get("seccomp"):
+            from runtime import seccomp
+
+            self.seccomp = seccomp.plan(raw["seccomp"])
         _refuse_unsupported(raw)
         self._check_namespace_rules()
 
@@ -151,15 +160,30 @@ def _mappings(entries: list[dict]) -> list[IdMapping]:
     return [IdMapping(m["containerID"], m["hostID"], m["size"]) for m in entries]
 
 
+def _personality(raw: dict | None) -> int | None:
+    """personality(2) persona: PER_LINUX or PER_LINUX32 (config-linux.md "Personality")."""
+    if raw is None:
+        return None
+    personas = {"LINUX": 0x0000, "LINUX32": 0x0008}
+    if raw.get("domain") not in personas:
+        raise ConfigError("linux.personality.domain", f"{raw.get('domain')!r} is not one of LINUX, LINUX32")
+    if raw.get("flags"):
+        raise ConfigError("linux.personality.flags", "no personality flags are supported")
+    return personas[raw["domain"]]
+
+
 def _refuse_unsupported(raw: dict) -> None:
-    resources = raw.get("resources") or {}
-    for section in _LIMIT_SECTIONS:
-        if resources.get(section):
-            raise ConfigError(f"linux.resources.{section}", "cgroup resource limits are not supported yet")
-    if raw.get("seccomp"):
-        raise ConfigError("linux.seccomp", "seccomp filters are not supported yet")
     if raw.get("intelRdt"):
         raise ConfigError("linux.intelRdt", "Intel RDT is not supported")
+    if raw.get("mountLabel"):
+        raise ConfigError("linux.mountLabel", "SELinux mount labels are not supported by rootlet")
+
+
+def _mount(index: int, raw: dict) -> Mount:
+    options = raw.get("options", [])
+    if "uidMappings" in raw or "gidMappings" in raw or "idmap" in options or "ridmap" in options:
+        raise ConfigError(f"mounts[{index}]", "idmapped mounts are not supported yet")
+    return Mount(raw["destination"], raw.get("type", ""), raw.get("source", ""), options)
 
 
 class Config:
@@ -180,10 +204,7 @@ class Config:
         if not os.path.isdir(self.rootfs):
             raise ConfigError("root.path", f"rootfs {self.rootfs} is not a directory")
         self.root_readonly: bool = root.get("readonly", False)
-        self.mounts = [
-            Mount(m["destination"], m.get("type", ""), m.get("source", ""), m.get("options", []))
-            for m in raw.get("mounts", [])
-        ]
+        self.mounts = [_mount(index, m) for index, m in enumerate(raw.get("mounts", []))]
         self.process = Process(raw["process"]) if "process" in raw else None
         # kept as JSON for `exec`, which starts from the container's process
         self.raw_process: dict = raw.get("process", {})

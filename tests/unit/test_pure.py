@@ -98,8 +98,7 @@ def test_default_config_converts(tmp_path):
 @pytest.mark.parametrize("changes, path", [
     ({"process.args": []}, "process.args"),
     ({"process.cwd": "relative"}, "process.cwd"),
-    ({"linux.resources": {"memory": {"limit": 1}}}, "linux.resources.memory"),
-    ({"linux.seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}, "linux.seccomp"),
+    ({"linux.seccomp": {"defaultAction": "SCMP_ACT_BOGUS"}}, "linux.seccomp.defaultAction"),
     ({"linux.namespaces": [{"type": "pid"}, {"type": "pid"}]}, "linux.namespaces[1].type"),
     ({"linux.namespaces": [{"type": "mount"}]}, "hostname"),
     ({"linux.namespaces": [{"type": "user"}, {"type": "uts"}]}, "linux.uidMappings"),
