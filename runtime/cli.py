@@ -164,7 +164,7 @@ def cmd_spec(root: str, flags: dict, positional: list[str]) -> int:
 
 
 def _create_options(flags: dict):
-    from runtime.container import CreateOptions
+    from runtime.create import CreateOptions
 
     return CreateOptions(_bundle(flags), pid_file=os.path.abspath(flags["pid-file"]) if flags.get("pid-file")
                          else "", console_socket=flags.get("console-socket", ""),
@@ -172,12 +172,12 @@ def _create_options(flags: dict):
 
 
 def cmd_create(root: str, flags: dict, positional: list[str]) -> int:
-    from runtime import container
+    from runtime import create
     from runtime.spec import load
 
     container_id = _one_id(positional, "create")
     options = _create_options(flags)
-    container.create(root, container_id, load.load_bundle(options.bundle), options)
+    create.create(root, container_id, load.load_bundle(options.bundle), options)
     return 0
 
 

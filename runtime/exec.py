@@ -96,7 +96,7 @@ def execute(root: str, container_id: str, options: ExecOptions) -> int:
         if relay is not None and console_socket and options.detach:
             relay.close()
     if options.pid_file:
-        from runtime.container import write_pid_file
+        from runtime.create import write_pid_file
 
         write_pid_file(options.pid_file, pid)
     if options.detach:
@@ -135,7 +135,7 @@ def _spawn(init_pid: int, process: Process, console_socket: str, preserve_fds: i
             seccomp.forward_to_listener(filters, parent_end, pid, container, what="rootlet exec")
         parent_end.receive("ready", what="rootlet exec")
     except BaseException:
-        from runtime.container import kill_and_reap
+        from runtime.reap import kill_and_reap
 
         kill_and_reap(first)
         raise

@@ -92,6 +92,15 @@ def _wait(pid: int, timeout: int | None, what: str) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
+def to_json(hook: Hook) -> dict:
+    """A hook as create records it in the state, for start and delete."""
+    return {"path": hook.path, "args": hook.args, "env": hook.env, "timeout": hook.timeout}
+
+
+def from_state(state: dict, phase: str) -> list[Hook]:
+    return [Hook(h["path"], h["args"], h["env"], h["timeout"]) for h in state.get("hooks", {}).get(phase, [])]
+
+
 def state_for_hooks(container_id: str, status: str, pid: int, bundle: str, annotations: dict,
                     oci_version: str) -> dict:
     """The state a hook reads on stdin (runtime.md "State")."""

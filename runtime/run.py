@@ -1,7 +1,7 @@
 """`run`: create and start in one process, then wait for the container.
 
 In the foreground rootlet stays the init's parent (a subreaper, see
-container.create), forwards the signals it receives, exits with the
+runtime.create), forwards the signals it receives, exits with the
 container's status (128+signal when it was killed) and deletes it unless
 --keep. A terminal without --console-socket is relayed through a pty
 (runtime.console).
@@ -12,8 +12,8 @@ from __future__ import annotations
 import _signal
 import os
 
-from runtime import container
-from runtime.container import CreateOptions
+from runtime import container, create
+from runtime.create import CreateOptions
 from runtime.spec.model import Config
 from runtime.state import ContainerDir
 
@@ -29,7 +29,7 @@ def run(root: str, container_id: str, config: Config, options: CreateOptions, *,
         relay = console.Relay()
         options.console_socket = relay.socket_path
     try:
-        pid = container.create(root, container_id, config, options)
+        pid = create.create(root, container_id, config, options)
     except BaseException:
         if relay is not None:
             relay.close()
