@@ -57,7 +57,10 @@ class Relay:
             if saved is not None:
                 import termios
 
-                termios.tcsetattr(0, termios.TCSADRAIN, saved)
+                try:
+                    termios.tcsetattr(0, termios.TCSADRAIN, saved)
+                except termios.error:
+                    pass  # our terminal is gone
             os.close(master)
         _, status = os.waitpid(pid, 0)
         return exit_code(status)
@@ -114,16 +117,31 @@ def _copy(master: int, pid: int) -> None:
                         return
                     os.write(1, data)
                 elif fd == 0:
-                    data = os.read(0, _BUFFER)
+                    try:
+                        data = os.read(0, _BUFFER)
+                    except OSError:
+                        data = b""
                     if data:
                         os.write(master, data)
-                    else:
-                        poller.unregister(0)
+                        continue
+                    poller.unregister(0)
+                    if os.isatty(0) or not _end_of_input(master):
+                        return  # our terminal hung up: closing the master hangs up the container's
                 else:
                     _drain(master)
                     return
     finally:
         os.close(pidfd)
+
+
+def _end_of_input(master: int) -> bool:
+    """Input from a pipe or file ended: type the terminal's end-of-file
+    character (^D), as a person would. False if the container's pty is gone."""
+    try:
+        os.write(master, b"\x04")
+    except OSError:
+        return False
+    return True
 
 
 def _drain(master: int) -> None:

@@ -447,3 +447,17 @@ def test_foreground_run_relays_a_terminal_without_console_socket(rt, cid, bundle
     text = output.decode(errors="replace")
     assert "/dev/pts/" in text
     assert "got:hello" in text
+
+
+@pytest.mark.rootlet_only
+def test_terminal_relay_types_end_of_file_when_piped_input_ends(rt, cid, bundle):
+    """`echo cmds | rootlet run` with process.terminal: the commands run and
+    the end of the pipe reaches the container's shell as ^D, so it exits."""
+    bundle.process["terminal"] = True
+    bundle.args("sh")
+    bundle.write()
+    proc = rt.spawn("run", "--bundle", str(bundle.path), cid, stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out, _ = proc.communicate(b"echo piped-$((40+2))\n", timeout=15)
+    assert proc.returncode == 0
+    assert b"piped-42" in out
