@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from runtime import _linux, hooks, idmap, init, log
+from runtime import _linux, hooks, init, log
 from runtime.errors import RootletError
 from runtime.reap import kill_and_reap
 from runtime.spec.model import Config
@@ -99,6 +99,8 @@ class _Creation:
         channel, config = self.channel, self.config
         if config.linux.namespaces.get("user") == "":
             channel.receive("idmap")
+            from runtime import idmap
+
             idmap.write_maps(first, config.linux.uid_mappings, config.linux.gid_mappings)
             channel.send("idmapped")
         if self.cgroup is not None:  # moving a first process costs the kernel a grace period: overlap it
