@@ -287,3 +287,17 @@ def bring_loopback_up():
         _check(c_ioctl(fd, SIOCSIFFLAGS, &request))
     finally:
         close(fd)
+
+
+cdef extern from "<sys/syscall.h>":
+    long SYS_keyctl
+
+DEF KEYCTL_JOIN_SESSION_KEYRING = 1
+
+
+def join_session_keyring(name):
+    """keyctl(KEYCTL_JOIN_SESSION_KEYRING): a new session keyring named `name`."""
+    cdef bytes b_name = _fs(name)
+    cdef long serial = syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, <const char *>b_name)
+    _check(serial)
+    return serial

@@ -58,11 +58,11 @@ GLOBAL_ALIASES = {"v": "version", "h": "help"}
 COMMANDS: dict[str, tuple[dict[str, object], dict[str, str], str]] = {
     "spec": ({"bundle": True, "rootless": False}, {"b": "bundle"}, ""),
     "create": ({"bundle": True, "pid-file": True, "console-socket": True, "no-pivot": False,
-                "no-new-keyring": False, "preserve-fds": True, "pidfd-socket": True},
+                "no-new-keyring": False, "preserve-fds": True},
                {"b": "bundle"}, "ID"),
     "run": ({"bundle": True, "pid-file": True, "console-socket": True, "no-pivot": False,
              "no-new-keyring": False, "preserve-fds": True, "detach": False, "keep": False,
-             "no-subreaper": False, "pidfd-socket": True},
+             "no-subreaper": False},
             {"b": "bundle", "d": "detach"}, "ID"),
     "start": ({}, {}, "ID"),
     "state": ({}, {}, "ID"),
@@ -71,7 +71,7 @@ COMMANDS: dict[str, tuple[dict[str, object], dict[str, str], str]] = {
     "delete": ({"force": False}, {"f": "force"}, "ID"),
     "exec": ({"process": True, "detach": False, "pid-file": True, "tty": False, "console-socket": True,
               "cwd": True, "env": MULTI, "user": True, "additional-gids": MULTI, "cap": MULTI,
-              "no-new-privs": False, "preserve-fds": True, "pidfd-socket": True, "process-label": True,
+              "no-new-privs": False, "preserve-fds": True, "process-label": True,
               "apparmor": True, "cgroup": True, "ignore-paused": False},
              {"p": "process", "d": "detach", "t": "tty", "e": "env", "u": "user", "g": "additional-gids",
               "c": "cap"}, "ID [COMMAND [ARGS...]]"),
@@ -168,7 +168,8 @@ def _create_options(flags: dict):
 
     return CreateOptions(_bundle(flags), pid_file=os.path.abspath(flags["pid-file"]) if flags.get("pid-file")
                          else "", console_socket=flags.get("console-socket", ""),
-                         no_pivot=bool(flags.get("no-pivot")), preserve_fds=_preserve_fds(flags))
+                         no_pivot=bool(flags.get("no-pivot")),
+                         no_new_keyring=bool(flags.get("no-new-keyring")), preserve_fds=_preserve_fds(flags))
 
 
 def cmd_create(root: str, flags: dict, positional: list[str]) -> int:

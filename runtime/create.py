@@ -21,14 +21,15 @@ from runtime.sys import constants as k
 
 
 class CreateOptions:
-    __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "preserve_fds")
+    __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring", "preserve_fds")
 
     def __init__(self, bundle: str, pid_file: str = "", console_socket: str = "", no_pivot: bool = False,
-                 preserve_fds: int = 0):
+                 no_new_keyring: bool = False, preserve_fds: int = 0):
         self.bundle = bundle
         self.pid_file = pid_file
         self.console_socket = console_socket
         self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
 
 
@@ -79,7 +80,7 @@ class _Creation:
         self.channel = parent_end
         listen_fds = _listen_fds()
         self.cgroup = _plan_cgroup(directory.id, config)  # bad linux.resources fail here, before any fork
-        context = init.InitContext(config, child_end, fifo_fd, console_fd, self.options.no_pivot,
+        context = init.InitContext(config, child_end, fifo_fd, console_fd, self.options,
                                    listen_fds + self.options.preserve_fds, directory.id, listen_fds)
         first = os.fork()
         if first == 0:

@@ -37,16 +37,17 @@ _SYSCTL_NAMESPACES = (
 class InitContext:
     """What the forked init needs; it inherits this object through fork()."""
 
-    __slots__ = ("config", "channel", "fifo_fd", "console_fd", "no_pivot", "extra_fds", "container_id",
-                 "listen_fds")
+    __slots__ = ("config", "channel", "fifo_fd", "console_fd", "no_pivot", "new_keyring", "extra_fds",
+                 "container_id", "listen_fds")
 
-    def __init__(self, config: Config, channel: Channel, fifo_fd: int, console_fd: int,
-                 no_pivot: bool, extra_fds: int, container_id: str, listen_fds: int):
+    def __init__(self, config: Config, channel: Channel, fifo_fd: int, console_fd: int, options,
+                 extra_fds: int, container_id: str, listen_fds: int):
         self.config = config
         self.channel = channel
         self.fifo_fd = fifo_fd
         self.console_fd = console_fd
-        self.no_pivot = no_pivot
+        self.no_pivot: bool = options.no_pivot
+        self.new_keyring: bool = not options.no_new_keyring
         self.extra_fds = extra_fds
         self.container_id = container_id
         self.listen_fds = listen_fds
@@ -112,6 +113,18 @@ def _new_user_namespace(ctx: InitContext) -> None:
         raise fail("become root in the user namespace (is uid/gid 0 mapped?)", err) from None
 
 
+def _join_own_keyring(container_id: str) -> None:
+    """Keyrings are not namespaced: without a session keyring of its own the
+    container would share its creator's (runc does the same; --no-new-keyring
+    opts out). A kernel without keyrings, or one that refuses them to a user
+    namespace, just leaves the container without one."""
+    try:
+        _linux.join_session_keyring(f"_ses.{container_id}")  # the name runc gives it
+    except OSError as err:
+        if err.errno not in (1, 13, 38, 122):  # EPERM, EACCES, ENOSYS, EDQUOT
+            raise fail("join a session keyring of the container's own", err) from None
+
+
 def _write_time_offsets(offsets: dict) -> None:
     lines = "".join(
         f"{clock} {value.get('secs', 0)} {value.get('nanosecs', 0)}\n" for clock, value in offsets.items()
@@ -143,6 +156,8 @@ def _setup_container(ctx: InitContext) -> None:
     ctx.channel.send("prestart")
     ctx.channel.receive("go", what="rootlet create")
     hooks.run_all("createContainer", config.hooks.get("createContainer", []), _hook_state(ctx, "creating"))
+    if ctx.new_keyring:
+        _join_own_keyring(ctx.container_id)
     rootfs.pivot(config, ctx.no_pivot)
     _write_sysctls(config)
     rootfs.mask_paths(config.linux.masked_paths)

@@ -281,3 +281,19 @@ def test_waiting_init_is_not_dumpable(rt, cid, bundle):
     probe = subprocess.run(["setpriv", "--reuid=100000", "--regid=100000", "--clear-groups",
                             "cat", f"/proc/{pid}/environ"], capture_output=True)
     assert probe.returncode != 0
+
+
+def test_container_gets_a_session_keyring_of_its_own(rt, cid, bundle):
+    """Keyrings are not namespaced: a container must not share its creator's
+    session keyring (runc joins a new one; --no-new-keyring opts out)."""
+    bundle.args("sleep", "1000")
+    rt.create(cid, bundle)
+    with open("/proc/keys") as keys:
+        assert any(line.split()[-2].rstrip(":").endswith(cid) for line in keys if "keyring" in line)
+
+
+def test_no_new_keyring_keeps_the_creators_keyring(rt, cid, bundle):
+    bundle.args("sleep", "1000")
+    rt.create(cid, bundle, "--no-new-keyring")
+    with open("/proc/keys") as keys:
+        assert not any(cid in line for line in keys)
