@@ -18,15 +18,12 @@ from runtime.state import FIFO, ContainerDir, init_alive, process_start_time, pu
 # ---------------------------------------------------------------- start
 
 def start(root: str, container_id: str) -> None:
-    directory = ContainerDir.open(root, container_id)
-    try:
+    with ContainerDir.open(root, container_id) as directory:
         state = directory.load()
         current = status(directory, state)
         if current != "created":
             raise WrongState(f"cannot start container {container_id!r}: it is {current}, not created")
         release(directory, state)
-    finally:
-        directory.close()
 
 
 def release(directory: ContainerDir, state: dict) -> None:
@@ -70,11 +67,8 @@ def _read_until_exec(fifo_fd: int, pidfd: int, container_id: str) -> str:
 # ---------------------------------------------------------------- state, list
 
 def get_state(root: str, container_id: str) -> dict:
-    directory = ContainerDir.open(root, container_id, shared=True)
-    try:
+    with ContainerDir.open(root, container_id, shared=True) as directory:
         return public_state(directory, directory.load())
-    finally:
-        directory.close()
 
 
 def list_all(root: str) -> list[dict]:
@@ -94,8 +88,7 @@ def list_all(root: str) -> list[dict]:
 # ---------------------------------------------------------------- kill
 
 def kill(root: str, container_id: str, signal: int, all_processes: bool) -> None:
-    directory = ContainerDir.open(root, container_id)
-    try:
+    with ContainerDir.open(root, container_id) as directory:
         state = directory.load()
         if not init_alive(state):
             raise WrongState(f"container {container_id!r} is not running")
@@ -110,8 +103,6 @@ def kill(root: str, container_id: str, signal: int, all_processes: bool) -> None
                 _signal(pid, signal)
         else:
             _signal_init(state, signal)
-    finally:
-        directory.close()
 
 
 def _cgroup_of(state: dict):
@@ -186,14 +177,12 @@ def delete(root: str, container_id: str, force: bool) -> None:
         if force:
             return  # runc: a forced delete of what is not there succeeds
         raise
-    try:
+    with directory:
         state = directory.load()
         current = status(directory, state)
         if current in ("running", "paused") and not force:
             raise WrongState(f"cannot delete container {container_id!r} that is {current} (use --force)")
         destroy(directory, state)
-    finally:
-        directory.close()
 
 
 def destroy(directory: ContainerDir, state: dict) -> None:

@@ -67,8 +67,7 @@ def build_process(base: dict, options: ExecOptions) -> Process:
 
 
 def execute(root: str, container_id: str, options: ExecOptions) -> int:
-    directory = ContainerDir.open(root, container_id, shared=True)
-    try:
+    with ContainerDir.open(root, container_id, shared=True) as directory:
         state = directory.load()
         current = status(directory, state)
         if current not in ("created", "running"):
@@ -81,8 +80,6 @@ def execute(root: str, container_id: str, options: ExecOptions) -> int:
 
             filters = seccomp.plan(state["seccomp"])
             seccomp.prepare(filters, root)
-    finally:
-        directory.close()
     relay = None
     console_socket = options.console_socket or ""
     if process.terminal and not console_socket and not options.detach:

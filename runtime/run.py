@@ -14,6 +14,7 @@ import os
 
 from runtime import container, create
 from runtime.create import CreateOptions
+from runtime.errors import RootletError
 from runtime.spec.model import Config
 from runtime.state import ContainerDir
 
@@ -82,9 +83,7 @@ def exit_code(status: int) -> int:
 def _delete_stopped(root: str, container_id: str) -> None:
     try:
         directory = ContainerDir.open(root, container_id)
-    except Exception:
-        return
-    try:
+    except RootletError:
+        return  # already gone
+    with directory:
         container.destroy(directory, directory.load())
-    finally:
-        directory.close()

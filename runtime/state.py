@@ -93,6 +93,12 @@ class ContainerDir:
             os.close(self.fd)
             self.fd = -1
 
+    def __enter__(self) -> ContainerDir:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
 
 def process_start_time(pid: int) -> int | None:
     """Field 22 of /proc/PID/stat, or None if the pid is gone or a zombie."""

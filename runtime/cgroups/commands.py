@@ -21,8 +21,7 @@ def _manager(state: dict, container_id: str):
 # ---------------------------------------------------------------- pause, resume
 
 def pause(root: str, container_id: str) -> None:
-    directory = ContainerDir.open(root, container_id)
-    try:
+    with ContainerDir.open(root, container_id) as directory:
         state = directory.load()
         current = status(directory, state)
         if current not in ("running", "created"):
@@ -32,13 +31,10 @@ def pause(root: str, container_id: str) -> None:
             manager.freeze()
         finally:
             manager.close()
-    finally:
-        directory.close()
 
 
 def resume(root: str, container_id: str) -> None:
-    directory = ContainerDir.open(root, container_id)
-    try:
+    with ContainerDir.open(root, container_id) as directory:
         state = directory.load()
         current = status(directory, state)
         if current != "paused":
@@ -48,8 +44,6 @@ def resume(root: str, container_id: str) -> None:
             manager.thaw()
         finally:
             manager.close()
-    finally:
-        directory.close()
 
 
 # ---------------------------------------------------------------- update
@@ -147,8 +141,7 @@ def merge(current: dict, delta: dict) -> dict:
 def update(root: str, container_id: str, delta: dict) -> None:
     from runtime.cgroups import plan as planner
 
-    directory = ContainerDir.open(root, container_id)
-    try:
+    with ContainerDir.open(root, container_id) as directory:
         state = directory.load()
         current = status(directory, state)
         if current == "stopped":
@@ -172,8 +165,6 @@ def update(root: str, container_id: str, delta: dict) -> None:
             manager.close()
         state["resources"] = merged
         directory.save(state)
-    finally:
-        directory.close()
 
 
 # ---------------------------------------------------------------- events
@@ -203,14 +194,11 @@ def parse_duration(text: str) -> float:
 
 
 def _load_running(root: str, container_id: str) -> dict:
-    directory = ContainerDir.open(root, container_id, shared=True)
-    try:
+    with ContainerDir.open(root, container_id, shared=True) as directory:
         state = directory.load()
         if status(directory, state) == "stopped":
             raise WrongState(f"container {container_id!r} is not running")
         return state
-    finally:
-        directory.close()
 
 
 def _emit(event: dict) -> None:
