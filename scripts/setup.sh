@@ -43,4 +43,4 @@ ln -sf "$VENV/bin/rootlet" /usr/local/bin/rootlet
 id rootlet-test >/dev/null 2>&1 || useradd --create-home --shell /bin/sh rootlet-test
 grep -q '^rootlet-test:' /etc/subuid || usermod --add-subuids 200000-265535 rootlet-test
 grep -q '^rootlet-test:' /etc/subgid || usermod --add-subgids 200000-265535 rootlet-test
-echo "rootlet $("$VENV/bin/rootlet" --version | head -1) installed in $VENV"
+echo "$("$VENV/bin/rootlet" --version | head -1) installed in $VENV"
