@@ -130,6 +130,25 @@ def image(engine_dir, rootfs_template):
     return build_busybox_image(rootfs_template, engine_dir / "image")
 
 
+def _serving(daemon, sandbox, load_image, what: str):
+    """Start `daemon`, load the test image into it, hand it to the tests;
+    afterwards remove what they left, stop it and anything still naming its
+    directory."""
+    try:
+        daemon.start()
+        r = load_image()
+        assert r.rc == 0, f"{what} failed:\n{r}"
+        yield daemon
+    finally:
+        try:
+            if daemon.proc is not None and daemon.proc.poll() is None:
+                daemon.reset()
+        except AssertionError:
+            pass
+        daemon.stop()
+        sandbox.kill_mentioning(daemon.dir)
+
+
 # -- containerd ----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -138,19 +157,8 @@ def containerd(sandbox, engine_dir, engine_runtime, cgroup_parent, image):
     (ctr puts a container's cgroup at /<namespace>/<id>)."""
     _need("containerd", "ctr", "containerd-shim-runc-v2")
     ctd = Containerd(engine_dir, sandbox, engine_runtime, ns=cgroup_parent)
-    try:
-        ctd.start()
-        r = ctd.ctr("image", "import", image.oci_archive, timeout=120)
-        assert r.rc == 0, f"ctr image import failed:\n{r}"
-        yield ctd
-    finally:
-        try:
-            if ctd.proc is not None and ctd.proc.poll() is None:
-                ctd.reset()
-        except AssertionError:
-            pass
-        ctd.stop()
-        sandbox.kill_mentioning(ctd.dir)
+    yield from _serving(ctd, sandbox, lambda: ctd.ctr("image", "import", image.oci_archive, timeout=120),
+                        "ctr image import")
 
 
 @pytest.fixture
@@ -236,19 +244,8 @@ def dockerd(sandbox, engine_dir, engine_runtime, cgroup_parent, image):
     dk = Docker(engine_dir, sandbox, engine_runtime, f"/{cgroup_parent}/docker")
     if dk.cli is None:
         pytest.skip("not installed: docker (the client; Debian package docker.io)")
-    try:
-        dk.start()
-        r = dk.docker("load", "--input", image.docker_archive, timeout=120)
-        assert r.rc == 0, f"docker load failed:\n{r}"
-        yield dk
-    finally:
-        try:
-            if dk.proc is not None and dk.proc.poll() is None:
-                dk.reset()
-        except AssertionError:
-            pass
-        dk.stop()
-        sandbox.kill_mentioning(dk.dir)
+    yield from _serving(dk, sandbox, lambda: dk.docker("load", "--input", image.docker_archive, timeout=120),
+                        "docker load")
 
 
 @pytest.fixture
