@@ -201,6 +201,10 @@ def destroy(directory: ContainerDir, state: dict) -> None:
     finally:
         if manager is not None:
             manager.close()
+    if state.get("host_bind"):
+        from runtime import hostmount
+
+        hostmount.release(state["rootfs"], state["host_bind"])
     directory.remove()
     _run_recorded_hooks(directory, state, "poststop", "stopped", 0)
 

@@ -33,14 +33,20 @@ class CreateOptions:
         self.preserve_fds = preserve_fds
 
 
-def create(root: str, container_id: str, config: Config, options: CreateOptions) -> int:
-    """Create the container; returns the init's pid (host view)."""
+def create(root: str, container_id: str, config: Config, options: CreateOptions, *, then=None) -> int:
+    """Create the container; returns the init's pid (host view).
+
+    then(directory, state) runs before the container's directory is
+    unlocked, and a failure there undoes the create too: `run` starts the
+    container this way without reading back what it has just written."""
     directory = ContainerDir.make(root, container_id)
     created = _Creation(directory, config, options)
     try:
         pid = created.run()
         if options.pid_file:
             write_pid_file(options.pid_file, pid)
+        if then is not None:
+            then(directory, created.state)
     except BaseException:
         created.undo()
         raise
@@ -61,6 +67,8 @@ class _Creation:
         self.channel: Channel | None = None
         self.cgroup = None  # a runtime.cgroups.Setup once planned
         self.hooks_ran = False  # from the first hook on, a failure ends in poststop
+        self.state: dict = {}  # as saved, once the init is ready
+        self.host_bind = 0  # the mount id of the rootfs bind, without a mount namespace (runtime.hostmount)
 
     def run(self) -> int:
         config, directory = self.config, self.directory
@@ -80,9 +88,17 @@ class _Creation:
         self.channel = parent_end
         listen_fds = _listen_fds()
         self.cgroup = _plan_cgroup(directory.id, config)  # bad linux.resources fail here, before any fork
+        if "mount" not in config.linux.namespaces:
+            from runtime import hostmount
+
+            self.host_bind = hostmount.bind(config.rootfs, config.linux.rootfs_propagation)
+        manager = None
+        if self.cgroup is not None:
+            self.cgroup.make()
+            manager = self.cgroup.manager
         context = init.InitContext(config, child_end, fifo_fd, console_fd, self.options,
-                                   listen_fds + self.options.preserve_fds, directory.id, listen_fds)
-        first = os.fork()
+                                   listen_fds + self.options.preserve_fds, directory.id, listen_fds, manager)
+        first = manager.fork() if manager is not None else os.fork()
         if first == 0:
             parent_end.close()
             directory.close()  # the lock must not outlive create in the init
@@ -90,9 +106,10 @@ class _Creation:
         self.pids.append(first)
         child_end.close()
         if self.cgroup is not None:
-            self.cgroup.create()  # while the init sets up its namespaces
+            self.cgroup.apply()
         pid = self._serve(first)
-        directory.save(self._state(pid))
+        self.state = self._state(pid)
+        directory.save(self.state)
         return pid
 
     def _serve(self, first: int) -> int:
@@ -104,19 +121,17 @@ class _Creation:
 
             idmap.write_maps(first, config.linux.uid_mappings, config.linux.gid_mappings)
             channel.send("idmapped")
-        if self.cgroup is not None:  # moving a first process costs the kernel a grace period: overlap it
-            self.cgroup.join_early(first)
         pid = channel.receive("pid")["pid"]
         if pid != first:
             os.waitpid(first, 0)
             self.pids = [pid]
-        # init joins the container's cgroup before it makes its cgroup namespace
-        if self.cgroup is not None:
-            self.cgroup.join(pid)
-        channel.send("cgrouped")
+        channel.send("cgrouped")  # the limits are written: the init may make its devices
         channel.receive("prestart")
         self.hooks_ran = True
-        state = hooks.state_for_hooks(self.directory.id, "creating", pid, config.bundle, config.annotations,
+        # runtime.md "State": `created` once the environment exists ("after
+        # step 2 in the lifecycle"), which is before the create hooks (steps
+        # 3-5); runc says `creating`, crun and runtime-tools `created`.
+        state = hooks.state_for_hooks(self.directory.id, "created", pid, config.bundle, config.annotations,
                                       config.oci_version)
         hooks.run_all("prestart", config.hooks.get("prestart", []), state)
         hooks.run_all("createRuntime", config.hooks.get("createRuntime", []), state)
@@ -146,6 +161,7 @@ class _Creation:
                       for phase in ("poststart", "poststop")},
             "cgroup": self.cgroup.manager.record() if self.cgroup is not None else None,
             "resources": config.linux.resources,  # as `update` changes them
+            "host_bind": self.host_bind,
         }
 
     def _connect_console(self) -> int:
@@ -171,6 +187,10 @@ class _Creation:
             kill_and_reap(pid)
         if self.cgroup is not None:
             self.cgroup.undo()
+        if self.host_bind:
+            from runtime import hostmount
+
+            hostmount.release(self.config.rootfs, self.host_bind)
         self.directory.remove()
         if self.hooks_ran:
             # runtime.md "Lifecycle": a failing create hook stops the container

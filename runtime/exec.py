@@ -110,20 +110,27 @@ def _spawn(init_pid: int, process: Process, console_socket: str, preserve_fds: i
     parent_end, child_end = Channel.pair()
     console_fd = _connect(console_socket) if console_socket else -1
     _linux.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
-    first = os.fork()
+    record = (state or {}).get("cgroup")
+    cgroup = None
+    if record:
+        from runtime import cgroups
+
+        cgroup = cgroups.from_record(record)
+    first = cgroup.fork() if cgroup is not None else os.fork()
     if first == 0:
         parent_end.close()
-        _child(joins, process, child_end, console_fd, preserve_fds, filters)
+        # A container without a mount namespace of its own is only chrooted (runtime.hostmount)
+        root = f"/proc/{init_pid}/root" if "mount" not in joins else ""
+        _child(joins, process, child_end, console_fd, preserve_fds, filters, cgroup, root)
     child_end.close()
     if console_fd >= 0:
         os.close(console_fd)
+    if cgroup is not None:
+        cgroup.close()
     try:
-        _join_cgroup(first, (state or {}).get("cgroup"), early=True)
         pid = parent_end.receive("pid", what="rootlet exec")["pid"]
         if pid != first:
             os.waitpid(first, 0)
-        _join_cgroup(pid, (state or {}).get("cgroup"))  # before the process can fork
-        parent_end.send("cgrouped")
         if filters is not None and filters.notify:
             from runtime import hooks, seccomp
 
@@ -141,23 +148,6 @@ def _spawn(init_pid: int, process: Process, console_socket: str, preserve_fds: i
     return pid
 
 
-def _join_cgroup(pid: int, record: dict | None, early: bool = False) -> None:
-    """early: move the forking parent while it joins the namespaces (a first
-    migration costs the kernel a grace period); it may be gone already."""
-    if not record:
-        return
-    from runtime import cgroups
-
-    manager = cgroups.from_record(record)
-    try:
-        manager.join(pid)
-    except RootletError:
-        if not early:
-            raise
-    finally:
-        manager.close()
-
-
 def _connect(path: str) -> int:
     import _socket
 
@@ -171,20 +161,23 @@ def _connect(path: str) -> int:
 
 
 def _child(joins: dict[str, str], process: Process, channel: Channel, console_fd: int,
-           preserve_fds: int, filters=None) -> None:
-    """In the forked child; never returns."""
+           preserve_fds: int, filters, cgroup, root: str) -> None:
+    """In the forked child; never returns. `root`: chroot there first."""
     try:
         _linux.prctl(k.PR_SET_DUMPABLE, 0)
+        if cgroup is not None:
+            cgroup.enter()  # before the container's user namespace takes our rights on the host
         (console_fd,) = fds.seal(preserve_fds, channel, [console_fd])
+        root_fd = os.open(root, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) if root else -1
         namespaces.join_all(joins)
         if "pid" in joins:
-            pid = os.fork()
-            if pid:
-                channel.send("pid", pid=pid)
-                os._exit(0)
+            namespaces.fork_into_pid_namespace(channel)
         else:
             channel.send("pid", pid=os.getpid())
-        channel.receive("cgrouped", what="rootlet exec")
+        if root_fd >= 0:
+            os.fchdir(root_fd)
+            os.chroot(".")
+            os.close(root_fd)
         os.setsid()
         if process.terminal:
             root_fd = os.open("/", k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)

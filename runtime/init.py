@@ -1,7 +1,8 @@
 """The container's init: everything between fork() and execve() of the user's program.
 
-The order follows runtime-linux.md and config.md: become non-dumpable and
-drop stray fds first; join or create namespaces (the user namespace first, so
+The order follows runtime-linux.md and config.md: become non-dumpable,
+enter the container's cgroup (cgroups.base.Manager.fork) and drop stray
+fds first; join or create namespaces (the user namespace first, so
 that the others belong to it; the parent writes its id maps meanwhile); fork
 once more when a pid or time namespace applies only to children; build the
 rootfs; let the parent run createRuntime hooks; run createContainer hooks;
@@ -38,10 +39,10 @@ class InitContext:
     """What the forked init needs; it inherits this object through fork()."""
 
     __slots__ = ("config", "channel", "fifo_fd", "console_fd", "no_pivot", "new_keyring", "extra_fds",
-                 "container_id", "listen_fds")
+                 "container_id", "listen_fds", "cgroup")
 
     def __init__(self, config: Config, channel: Channel, fifo_fd: int, console_fd: int, options,
-                 extra_fds: int, container_id: str, listen_fds: int):
+                 extra_fds: int, container_id: str, listen_fds: int, cgroup):
         self.config = config
         self.channel = channel
         self.fifo_fd = fifo_fd
@@ -51,12 +52,15 @@ class InitContext:
         self.extra_fds = extra_fds
         self.container_id = container_id
         self.listen_fds = listen_fds
+        self.cgroup = cgroup  # the cgroups Manager this process enters first, or None
 
 
 def main(ctx: InitContext) -> None:
     """Entry point in the forked child; never returns."""
     try:
         _linux.prctl(k.PR_SET_DUMPABLE, 0)
+        if ctx.cgroup is not None:
+            ctx.cgroup.enter()  # while still the host's root: before any namespace
         ctx.fifo_fd, ctx.console_fd = fds.seal(ctx.extra_fds, ctx.channel, [ctx.fifo_fd, ctx.console_fd])
         _enter_namespaces(ctx)
         _setup_container(ctx)
@@ -85,17 +89,11 @@ def _enter_namespaces(ctx: InitContext) -> None:
             raise fail("bring up lo in the new network namespace", err) from None
     if ctx.config.linux.time_offsets:
         _write_time_offsets(ctx.config.linux.time_offsets)
-    # A new or joined pid namespace, and a new time namespace, hold only the
-    # caller's children: fork once more so that init is inside.
     if "pid" in wanted or wanted.get("time") == "":
-        pid = os.fork()
-        if pid:
-            ctx.channel.send("pid", pid=pid)
-            os._exit(0)
+        namespaces.fork_into_pid_namespace(ctx.channel)
     else:
         ctx.channel.send("pid", pid=os.getpid())
-    ctx.channel.receive("cgrouped", what="rootlet create")
-    if wanted.get("cgroup") == "":
+    if wanted.get("cgroup") == "":  # rooted at the cgroup this process entered first thing
         namespaces.create(["cgroup"])
 
 
@@ -139,11 +137,13 @@ def _setup_container(ctx: InitContext) -> None:
     os.setsid()
     os.umask(0)
     in_userns = in_user_namespace()
-    if "mount" not in config.linux.namespaces:
-        raise RootletError("rootlet needs a mount namespace", step="check linux.namespaces")
-    rootfs.prepare(config)
+    if "mount" in config.linux.namespaces:
+        rootfs.prepare(config)  # without one, create has bound the rootfs (runtime.hostmount)
     root_fd = os.open(config.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     rootfs.mount_all(config, root_fd, in_userns)
+    # The device rules must be in place before mknod, which they govern; the
+    # parent writes the limits while this process builds the mounts above.
+    ctx.channel.receive("cgrouped", what="rootlet create")
     rootfs.populate_dev(config, root_fd, in_userns)
     process = config.process
     if process is not None and process.terminal:
@@ -155,7 +155,7 @@ def _setup_container(ctx: InitContext) -> None:
     _set_names(config)
     ctx.channel.send("prestart")
     ctx.channel.receive("go", what="rootlet create")
-    hooks.run_all("createContainer", config.hooks.get("createContainer", []), _hook_state(ctx, "creating"))
+    hooks.run_all("createContainer", config.hooks.get("createContainer", []), _hook_state(ctx, "created"))  # see create._Creation._serve
     if ctx.new_keyring:
         _join_own_keyring(ctx.container_id)
     rootfs.pivot(config, ctx.no_pivot)

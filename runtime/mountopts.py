@@ -47,7 +47,8 @@ _FLAGS: dict[str, tuple[bool, int]] = {
     "sync": (False, k.MS_SYNCHRONOUS),
 }
 
-_PROPAGATION: dict[str, int] = {
+# linux.rootfsPropagation values and propagation mount options -> mount(2) flags
+PROPAGATION: dict[str, int] = {
     "private": k.MS_PRIVATE,
     "rprivate": k.MS_PRIVATE | k.MS_REC,
     "shared": k.MS_SHARED,
@@ -111,8 +112,8 @@ def parse(options: list[str]) -> MountOptions:
         if option in _FLAGS:
             clear, flag = _FLAGS[option]
             parsed.flags = parsed.flags & ~flag if clear else parsed.flags | flag
-        elif option in _PROPAGATION:
-            parsed.propagation.append(_PROPAGATION[option])
+        elif option in PROPAGATION:
+            parsed.propagation.append(PROPAGATION[option])
         elif option in _RECURSIVE:
             clear, attr = _RECURSIVE[option]
             if clear:
@@ -127,4 +128,4 @@ def parse(options: list[str]) -> MountOptions:
 
 
 def known_options() -> list[str]:
-    return sorted([*_FLAGS, *_PROPAGATION, *_RECURSIVE, "tmpcopyup"])
+    return sorted([*_FLAGS, *PROPAGATION, *_RECURSIVE, "tmpcopyup"])

@@ -1,4 +1,5 @@
-"""Build the container's filesystem view inside its new mount namespace.
+"""Build the container's filesystem view inside its new mount namespace
+(or, without one, under the rootfs bind of runtime.hostmount).
 
 Runs in the container's init, in order: make the host's mounts invisible to
 propagation, bind the rootfs onto itself, carry out config.mounts, populate
@@ -18,12 +19,6 @@ from runtime.sys import constants as k
 from runtime.sys.calls import fail, mount
 from runtime.sys.paths import ensure_in_root, fd_path, open_in_root
 
-_PROPAGATION = {
-    "shared": k.MS_SHARED, "rshared": k.MS_SHARED | k.MS_REC,
-    "slave": k.MS_SLAVE, "rslave": k.MS_SLAVE | k.MS_REC,
-    "private": k.MS_PRIVATE, "rprivate": k.MS_PRIVATE | k.MS_REC,
-    "unbindable": k.MS_UNBINDABLE, "runbindable": k.MS_UNBINDABLE | k.MS_REC,
-}
 # statvfs f_flag bits -> mount flags the kernel locks in a user namespace
 _LOCKED = (
     (os.ST_RDONLY, k.MS_RDONLY), (os.ST_NOSUID, k.MS_NOSUID), (os.ST_NODEV, k.MS_NODEV),
@@ -44,18 +39,19 @@ def prepare(config: Config) -> None:
 
 
 def mount_all(config: Config, root_fd: int, in_userns: bool) -> None:
+    own_cgroup_namespace = "cgroup" in config.linux.namespaces
     for index, entry in enumerate(config.mounts):
         try:
-            _mount_one(entry, root_fd, in_userns)
+            _mount_one(entry, root_fd, in_userns, own_cgroup_namespace)
         except RootletError as err:
             err.path = f"mounts[{index}]"
             raise
 
 
-def _mount_one(entry: Mount, root_fd: int, in_userns: bool) -> None:
+def _mount_one(entry: Mount, root_fd: int, in_userns: bool, own_cgroup_namespace: bool) -> None:
     options = mountopts.parse(entry.options)
     if entry.type in ("cgroup", "cgroup2"):
-        _mount_cgroups(entry, root_fd, options)
+        _mount_cgroups(entry, root_fd, options, own_cgroup_namespace)
         return
     is_dir = True
     if options.is_bind:
@@ -174,47 +170,85 @@ def _apply_tree_options(entry: Mount, options, root_fd: int) -> None:
         os.close(fd)
 
 
-def _mount_cgroups(entry: Mount, root_fd: int, options) -> None:
+def _mount_cgroups(entry: Mount, root_fd: int, options, own_namespace: bool) -> None:
     """cgroup2 where the host is unified; on v1 and hybrid hosts a read-only
-    tmpfs holding one mount per hierarchy, as runc presents them."""
+    tmpfs holding one mount per hierarchy, as runc presents them. Each shows
+    the container's own cgroup as its root: in a cgroup namespace a fresh
+    cgroup filesystem does; without one, a bind of the container's cgroup
+    directory does (a fresh mount there would show the host's whole tree,
+    and mounting cgroup2 in the host's cgroup namespace waits for an RCU
+    grace period, ~10 ms)."""
+    own = _own_cgroups()
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        _mount_cgroup(root_fd, entry.destination, "cgroup2", options.flags, None,
+                      _own_directory("/sys/fs/cgroup", "/", (), own), own_namespace)
+        return
     target_fd = ensure_in_root(root_fd, entry.destination)
-    step = f"mount cgroup on {entry.destination}"
-    flags = options.flags & ~k.MS_RDONLY
     try:
-        if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
-            _mount_or_bind(None, fd_path(target_fd), "cgroup2", options.flags, None, "/sys/fs/cgroup", step)
-            return
-        mount("tmpfs", fd_path(target_fd), "tmpfs", flags, "mode=755", step=step)
-        for point, fstype, super_options in _host_cgroup_mounts():
-            name = point.rsplit("/", 1)[1]
-            sub = ensure_in_root(root_fd, f"{entry.destination}/{name}")
-            try:
-                _mount_or_bind(None, fd_path(sub), fstype, options.flags, super_options, point, step)
-            finally:
-                os.close(sub)
+        mount("tmpfs", fd_path(target_fd), "tmpfs", options.flags & ~k.MS_RDONLY, "mode=755",
+              step=f"mount cgroup on {entry.destination}")
     finally:
         os.close(target_fd)
+    for point, root, fstype, super_options in _host_cgroup_mounts():
+        controllers = () if fstype == "cgroup2" else tuple(super_options.split(","))
+        _mount_cgroup(root_fd, f"{entry.destination}/{point.rsplit('/', 1)[1]}", fstype, options.flags,
+                      super_options or None, _own_directory(point, root, controllers, own), own_namespace)
     if options.flags & k.MS_RDONLY:
         _remount_bind(entry, options, root_fd)
 
 
-def _mount_or_bind(source, target: str, fstype: str, flags: int, data, host_path: str, step: str) -> None:
+def _mount_cgroup(root_fd: int, destination: str, fstype: str, flags: int, data, own_directory: str,
+                  own_namespace: bool) -> None:
+    step = f"mount cgroup on {destination}"
+    target_fd = ensure_in_root(root_fd, destination)
     try:
-        _linux.mount(source or fstype, target, fstype, flags, data)
-    except PermissionError:
-        mount(host_path, target, None, k.MS_BIND | k.MS_REC, step=step)
+        if own_namespace:
+            try:
+                _linux.mount(fstype, fd_path(target_fd), fstype, flags, data)
+                return
+            except PermissionError:
+                pass  # cgroup v1 cannot be mounted in a user namespace: bind it instead
+        mount(own_directory, fd_path(target_fd), None, k.MS_BIND | k.MS_REC, step=step)
+    finally:
+        os.close(target_fd)
+    fd = _reopen(root_fd, destination)
+    try:
+        remount_keeping_locked(fd_path(fd), flags & mountopts.REMOUNT_FLAGS, step=step)
+    finally:
+        os.close(fd)
 
 
-def _host_cgroup_mounts() -> list[tuple[str, str, str]]:
+def _own_cgroups() -> dict[str, str]:
+    """/proc/self/cgroup as {controllers: path}, "" for cgroup2."""
+    with open("/proc/self/cgroup") as table:
+        return dict(line.rstrip("\n").split(":", 2)[1:] for line in table if line.count(":") >= 2)
+
+
+def _own_directory(point: str, root: str, controllers: tuple[str, ...], own: dict[str, str]) -> str:
+    """Where this process's cgroup of one hierarchy is under its mount point."""
+    path = next((path for names, path in own.items() if _same_hierarchy(names, controllers)), "/")
+    relative = path[len(root.rstrip("/")):] if path.startswith(root) else path
+    return point + "/" + relative.strip("/") if relative.strip("/") else point
+
+
+def _same_hierarchy(names: str, controllers: tuple[str, ...]) -> bool:
+    if not controllers:
+        return names == ""  # the cgroup2 line, 0::/path
+    return bool(names) and set(names.split(",")) <= set(controllers)
+
+
+def _host_cgroup_mounts() -> list[tuple[str, str, str, str]]:
+    """(mount point, root in the hierarchy, fstype, super options) of the host's cgroup mounts."""
     found = []
     with open("/proc/self/mountinfo") as table:
         for line in table:
             head, tail = line.split(" - ", 1)
-            point = head.split(" ")[4]
+            fields = head.split(" ")
+            root, point = fields[3], fields[4]
             fstype, _source, super_options = tail.split(" ")[:3]
             if fstype in ("cgroup", "cgroup2") and point.startswith("/sys/fs/cgroup/"):
                 wanted = ",".join(o for o in super_options.strip().split(",") if o not in ("rw", "ro"))
-                found.append((point, fstype, wanted or None))
+                found.append((point, root, fstype, wanted))
     return found
 
 
@@ -231,7 +265,13 @@ def populate_dev(config: Config, root_fd: int, in_userns: bool) -> None:
 
 
 def pivot(config: Config, no_pivot: bool) -> None:
-    """Make the rootfs "/" and detach the host's tree (runtime-linux.md)."""
+    """Make the rootfs "/" and detach the host's tree (runtime-linux.md);
+    a container in the host's mount namespace is only chrooted."""
+    if "mount" not in config.linux.namespaces:
+        os.chdir(config.rootfs)
+        os.chroot(".")
+        os.chdir("/")
+        return
     if no_pivot:
         os.chdir(config.rootfs)
         mount(config.rootfs, "/", None, k.MS_MOVE, step="move the rootfs onto /")
@@ -258,7 +298,7 @@ def pivot(config: Config, no_pivot: bool) -> None:
     # Only now, on the container's own "/", so a shared rootfs never shares
     # the host's mounts with the container.
     if config.linux.rootfs_propagation:
-        mount(None, "/", None, _PROPAGATION[config.linux.rootfs_propagation],
+        mount(None, "/", None, mountopts.PROPAGATION[config.linux.rootfs_propagation],
               step="set linux.rootfsPropagation")
 
 

@@ -30,12 +30,11 @@ def run(root: str, container_id: str, config: Config, options: CreateOptions, *,
         relay = console.Relay()
         options.console_socket = relay.socket_path
     try:
-        pid = create.create(root, container_id, config, options)
+        pid = create.create(root, container_id, config, options, then=container.release)
     except BaseException:
         if relay is not None:
             relay.close()
         raise
-    _start_created(root, container_id)
     if detach:
         return 0
     forward_signals(pid)
@@ -43,14 +42,6 @@ def run(root: str, container_id: str, config: Config, options: CreateOptions, *,
     if not keep:
         _delete_stopped(root, container_id)
     return code
-
-
-def _start_created(root: str, container_id: str) -> None:
-    try:
-        container.start(root, container_id)
-    except BaseException:
-        _delete_stopped(root, container_id)
-        raise
 
 
 def forward_signals(pid: int) -> None:

@@ -1,7 +1,8 @@
 """Where a container's state lives, how it is locked, and what its status is.
 
-Layout: <root>/<id>/state.json (written atomically: temp file, fsync,
-rename) and <root>/<id>/exec.fifo while the container is `created`. Every
+Layout: <root>/<id>/state.json (written atomically: temp file, then
+rename; not fsynced, as it describes processes that do not outlive a
+reboot, and runc's root is a tmpfs anyway) and <root>/<id>/exec.fifo while the container is `created`. Every
 command that reads or changes a container holds flock() on its directory, so
 commands on one id are serialized; `state` and `list` take a shared lock.
 
@@ -76,7 +77,6 @@ class ContainerDir:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, jsonio.dumps(state).encode())
-            os.fsync(fd)
         finally:
             os.close(fd)
         os.rename(temporary, f"{self.path}/{STATE_FILE}")

@@ -2,10 +2,10 @@
 over the v2 (unified) and v1 (legacy and hybrid) drivers.
 
 create:  prepare() checks and plans linux.resources without touching the
-         host (bad input fails here, leaving nothing behind), Setup.create()
-         makes the cgroup and writes the limits while the init is still
-         setting up its namespaces, Setup.join() puts the init in it at the
-         "cgrouped" sync point.
+         host (bad input fails here, leaving nothing behind), Setup.make()
+         makes the cgroup, Manager.fork() and enter() put the init in it,
+         and Setup.apply() writes the limits while the init sets up its
+         namespaces; the "cgrouped" sync point tells the init they are written.
 later:   from_record() rebuilds the manager from the container's state, for
          kill --all, delete, exec, pause/resume, update, events and ps.
 
@@ -37,22 +37,13 @@ class Setup:
         self.device_rules = device_rules
         self.top = top
 
-    def create(self) -> None:
+    def make(self) -> None:
+        """The directories, before the init is forked into them (Manager.fork)."""
         self.manager.create(self.plan, self.top)
+
+    def apply(self) -> None:
+        """The limits, while the init sets up its namespaces."""
         self.manager.apply(self.plan, self.device_rules, fresh=True)
-
-    def join(self, pid: int) -> None:
-        self.manager.join(pid)
-
-    def join_early(self, pid: int) -> None:
-        """Move the init's forking parent while the init unshares: the first
-        migration into a cgroup waits for an RCU grace period (~10 ms), later
-        ones do not. Best effort: it may already have forked the init and
-        exited; join() at the sync point decides."""
-        try:
-            self.manager.join(pid)
-        except RootletError:
-            pass
 
     def undo(self) -> None:
         """Kill what is in the cgroup and remove what create made."""

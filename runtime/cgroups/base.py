@@ -7,7 +7,7 @@ import errno
 import os
 import time
 
-from runtime import _cgroupfs
+from runtime import _cgroupfs, _linux
 from runtime.errors import RootletError
 
 O_PATH = 0o10000000
@@ -24,6 +24,7 @@ class Manager:
         self.dirs = dirs
         self.created = created or []   # directories this manager made, parents first
         self._fds: dict[str, int] = {}
+        self._born_in_unified = False
 
     # ------------------------------------------------------------ state
 
@@ -44,6 +45,47 @@ class Manager:
                 raise RootletError(f"open cgroup {directory}: {err.strerror}", errno=err.errno or 0) from None
             self._fds[directory] = fd
         return fd
+
+    # ------------------------------------------------------------ joining
+
+    def fork(self) -> int:
+        """os.fork() for a process that joins this cgroup: the child calls
+        enter() before anything else. Moving a process in by pid takes the
+        kernel's global threadgroup lock, whose first writer waits for an
+        RCU grace period (5-15 ms here, most of a container start). A child
+        born in the cgroup2 directory (clone3 CLONE_INTO_CGROUP) and a
+        single-threaded child moving itself through the v1 `tasks` files
+        never take that lock."""
+        unified = self.dirs.get("")
+        if unified is None:
+            return os.fork()
+        try:
+            fd = os.open(unified, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return os.fork()  # enter() reports what is wrong with it
+        try:
+            pid = _linux.fork_into_cgroup(fd)
+        except OSError:  # no clone3 (Linux < 5.7), or the kernel refuses this cgroup: enter() moves it
+            return os.fork()
+        finally:
+            os.close(fd)
+        self._born_in_unified = True
+        return pid
+
+    def enter(self) -> None:
+        """Move the calling process, single-threaded and not yet in a user
+        namespace, into every hierarchy of the cgroup (see fork())."""
+        for key, directory in self.dirs.items():
+            if key:
+                name = "tasks"  # "0": the calling thread, which is the whole process
+            elif self._born_in_unified:
+                continue
+            else:
+                name = "cgroup.procs"
+            try:
+                _cgroupfs.write_at(self.fd(directory), name, "0")
+            except OSError as err:
+                raise RootletError(f"join cgroup {directory}: {err.strerror}", errno=err.errno or 0) from None
 
     # ------------------------------------------------------------ creation
 

@@ -90,15 +90,6 @@ class V1(Manager):
                 raise write_error(directory, name, value, where, err) from None
             index += 1
 
-    def join(self, pid: int) -> None:
-        text = str(pid)
-        for directory in self.dirs.values():
-            try:
-                _cgroupfs.write_at(self.fd(directory), "cgroup.procs", text)
-            except OSError as err:
-                raise RootletError(f"put process {pid} in cgroup {directory}: {err.strerror}",
-                                   errno=err.errno or 0) from None
-
     # ------------------------------------------------------------ freezer
 
     def _freezer(self) -> str:

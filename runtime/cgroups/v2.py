@@ -71,13 +71,6 @@ class V2(Manager):
         finally:
             os.close(fd)
 
-    def join(self, pid: int) -> None:
-        try:
-            _cgroupfs.write_at(self.fd(self.dir), "cgroup.procs", str(pid))
-        except OSError as err:
-            raise RootletError(f"put process {pid} in cgroup {self.dir}: {err.strerror}",
-                               errno=err.errno or 0) from None
-
     # ------------------------------------------------------------ freezer
 
     def freeze(self) -> None:

@@ -7,7 +7,7 @@ import os
 import subprocess
 
 import pytest
-from support.runtime import is_runc, pid_alive, proc_status, wait_for
+from support.runtime import host_mounts_mentioning, is_runc, pid_alive, proc_status, wait_for
 
 from .scripts import WAIT_FOR_STOP
 
@@ -50,6 +50,57 @@ def test_omitted_namespace_is_shared_with_host(rt, cid, bundle, ns):
         del bundle.config["hostname"]
     name = NS_FILE[ns]
     assert _inside_ns(rt, cid, bundle, name)[name] == _host_ns(name)
+
+
+def _without_mount_namespace(bundle):
+    bundle.drop_namespace("mount")
+    bundle.config["root"]["readonly"] = True
+    (bundle.rootfs / "marker").write_text("rootfs\n")
+    return bundle
+
+
+@pytest.mark.rootlet_only
+def test_without_mount_namespace_the_container_shares_the_hosts_and_sees_its_rootfs(rt, cid, bundle):
+    """config-linux.md: an omitted namespace is the runtime's. The process is
+    chrooted into the rootfs, with the config's mounts and masks in place
+    (runc 1.1 refuses masked and read-only paths without a mount namespace)."""
+    _without_mount_namespace(bundle).sh(
+        "readlink /proc/self/ns/mnt; cat /marker; touch /x 2>/dev/null && echo writable || echo read-only; "
+        "wc -c < /proc/timer_list")
+    ns, marker, writable, masked = rt.run_ok(cid, bundle).split()
+    assert ns == _host_ns("mnt")
+    assert marker == "rootfs"
+    assert writable == "read-only"
+    assert masked == "0"  # /dev/null over it
+
+
+@pytest.mark.rootlet_only
+def test_without_mount_namespace_delete_takes_every_mount_back(rt, cid, bundle):
+    """The container's mounts are the host's while it lives, and only then
+    (runc 1.1 leaves them behind)."""
+    _without_mount_namespace(bundle).args("sleep", "1000")
+    rt.create(cid, bundle)
+    rootfs = str(bundle.rootfs)
+    during = host_mounts_mentioning(rootfs)
+    assert any(f" {rootfs}/proc " in line for line in during), during
+    rt.ok("delete", "--force", cid)
+    assert host_mounts_mentioning(rootfs) == []
+
+
+def test_without_mount_namespace_a_failed_create_leaves_no_mount(rt, cid, bundle):
+    _without_mount_namespace(bundle).bind("/nonexistent-rootlet-source", "/x")
+    assert rt.run(cid, bundle).rc != 0
+    assert host_mounts_mentioning(str(bundle.rootfs)) == []
+
+
+@pytest.mark.rootlet_only
+def test_without_mount_namespace_exec_enters_the_containers_root(rt, cid, bundle):
+    """runc 1.1 leaves an exec'd process in the host's root here."""
+    _without_mount_namespace(bundle).args("sleep", "1000")
+    rt.create(cid, bundle)
+    rt.ok("start", cid)
+    assert rt.ok("exec", cid, "cat", "/marker").out.strip() == "rootfs"
+    rt.ok("delete", "--force", cid)
 
 
 def test_network_namespace_has_only_loopback(rt, cid, bundle):
