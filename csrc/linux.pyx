@@ -328,18 +328,22 @@ DEF CLONE_INTO_CGROUP = 0x200000000
 DEF SIGCHLD = 17
 
 
-def fork_into_cgroup(int cgroup_fd):
-    """os.fork(), with the child born in the cgroup2 directory `cgroup_fd`
-    (clone3 CLONE_INTO_CGROUP): moving a process in later takes the kernel's
-    global threadgroup lock, which waits for an RCU grace period (several
-    ms); being born there does not. The interpreter is told about the fork
-    as os.fork() tells it. Raises OSError (ENOSYS before Linux 5.7) with no
-    child made."""
+def clone_process(uint64_t flags, int cgroup_fd=-1):
+    """os.fork() through clone3(2): the child is born in the namespaces that
+    `flags` (CLONE_NEW*) create and, with `cgroup_fd`, in that cgroup2
+    directory (CLONE_INTO_CGROUP). Moving a process into a cgroup later takes
+    the kernel's global threadgroup lock, whose first writer waits for an RCU
+    grace period (several ms); being born there does not, and neither does a
+    second fork to enter a new pid namespace. The interpreter is told about
+    the fork as os.fork() tells it. Raises OSError (ENOSYS before Linux 5.7)
+    with no child made."""
     cdef clone_args args
     memset(&args, 0, sizeof(args))
-    args.flags = CLONE_INTO_CGROUP
+    args.flags = flags
+    if cgroup_fd >= 0:
+        args.flags |= CLONE_INTO_CGROUP
+        args.cgroup = <uint64_t>cgroup_fd
     args.exit_signal = SIGCHLD
-    args.cgroup = <uint64_t>cgroup_fd
     PyOS_BeforeFork()
     cdef long pid = syscall(SYS_clone3, &args, sizeof(args))
     cdef int saved = errno

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 
-from runtime import _linux, hooks, init, log
+from runtime import _linux, hooks, init, log, namespaces
 from runtime.errors import RootletError
 from runtime.reap import kill_and_reap
 from runtime.spec.model import Config
 from runtime.state import FIFO, ContainerDir, process_start_time, timestamp
 from runtime.sync import Channel
 from runtime.sys import constants as k
+from runtime.sys.calls import fail
 
 
 class CreateOptions:
@@ -96,9 +97,11 @@ class _Creation:
         if self.cgroup is not None:
             self.cgroup.make()
             manager = self.cgroup.manager
+        born = namespaces.born_at_clone(config.linux.namespaces)
         context = init.InitContext(config, child_end, fifo_fd, console_fd, self.options,
-                                   listen_fds + self.options.preserve_fds, directory.id, listen_fds, manager)
-        first = manager.fork() if manager is not None else os.fork()
+                                   listen_fds + self.options.preserve_fds, directory.id, listen_fds, manager,
+                                   born)
+        first = _fork(manager, namespaces.flags_of(born))
         if first == 0:
             parent_end.close()
             directory.close()  # the lock must not outlive create in the init
@@ -121,7 +124,7 @@ class _Creation:
 
             idmap.write_maps(first, config.linux.uid_mappings, config.linux.gid_mappings)
             channel.send("idmapped")
-        pid = channel.receive("pid")["pid"]
+        pid = channel.receive("pid")["pid"] or first  # 0: the init is `first`, born in its pid namespace
         if pid != first:
             os.waitpid(first, 0)
             self.pids = [pid]
@@ -209,6 +212,15 @@ class _Creation:
         if self.channel is not None:
             self.channel.close()
         self.directory.close()
+
+
+def _fork(cgroup, namespace_flags: int) -> int:
+    try:
+        if cgroup is not None:
+            return cgroup.fork(namespace_flags)
+        return _linux.clone_process(namespace_flags)
+    except OSError as err:
+        raise fail("fork the container's init", err) from None
 
 
 def _plan_cgroup(container_id: str, config: Config):

@@ -39,10 +39,10 @@ class InitContext:
     """What the forked init needs; it inherits this object through fork()."""
 
     __slots__ = ("config", "channel", "fifo_fd", "console_fd", "no_pivot", "new_keyring", "extra_fds",
-                 "container_id", "listen_fds", "cgroup")
+                 "container_id", "listen_fds", "cgroup", "born")
 
     def __init__(self, config: Config, channel: Channel, fifo_fd: int, console_fd: int, options,
-                 extra_fds: int, container_id: str, listen_fds: int, cgroup):
+                 extra_fds: int, container_id: str, listen_fds: int, cgroup, born: list[str]):
         self.config = config
         self.channel = channel
         self.fifo_fd = fifo_fd
@@ -53,6 +53,7 @@ class InitContext:
         self.container_id = container_id
         self.listen_fds = listen_fds
         self.cgroup = cgroup  # the cgroups Manager this process enters first, or None
+        self.born = born  # the new namespaces clone3 made this process in (namespaces.born_at_clone)
 
 
 def main(ctx: InitContext) -> None:
@@ -81,7 +82,8 @@ def _enter_namespaces(ctx: InitContext) -> None:
     if wanted.get("user") == "":
         _new_user_namespace(ctx)
     # The cgroup namespace waits until the parent has put init in its cgroup.
-    namespaces.create([kind for kind, path in wanted.items() if not path and kind not in ("user", "cgroup")])
+    namespaces.create([kind for kind, path in wanted.items()
+                       if not path and kind not in ("user", "cgroup") and kind not in ctx.born])
     if wanted.get("network") == "":
         try:
             _linux.bring_loopback_up()
@@ -89,7 +91,9 @@ def _enter_namespaces(ctx: InitContext) -> None:
             raise fail("bring up lo in the new network namespace", err) from None
     if ctx.config.linux.time_offsets:
         _write_time_offsets(ctx.config.linux.time_offsets)
-    if "pid" in wanted or wanted.get("time") == "":
+    if "pid" in ctx.born:
+        ctx.channel.send("pid", pid=0)  # the parent knows our pid: the one clone3 gave it
+    elif "pid" in wanted or wanted.get("time") == "":
         namespaces.fork_into_pid_namespace(ctx.channel)
     else:
         ctx.channel.send("pid", pid=os.getpid())

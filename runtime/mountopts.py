@@ -81,6 +81,23 @@ _RECURSIVE: dict[str, tuple[bool, int]] = {
     "rsymfollow": (True, k.MOUNT_ATTR_NOSYMFOLLOW),
 }
 
+# mount(2) flags -> the mount_setattr(2) attributes that set them; atime
+# modes are left out: a bind keeps its source's, a new mount gets its own
+_ATTRIBUTES = (
+    (k.MS_RDONLY, k.MOUNT_ATTR_RDONLY), (k.MS_NOSUID, k.MOUNT_ATTR_NOSUID), (k.MS_NODEV, k.MOUNT_ATTR_NODEV),
+    (k.MS_NOEXEC, k.MOUNT_ATTR_NOEXEC), (k.MS_NODIRATIME, k.MOUNT_ATTR_NODIRATIME),
+    (k.MS_NOSYMFOLLOW, k.MOUNT_ATTR_NOSYMFOLLOW),
+)
+
+
+def mount_attributes(flags: int) -> int:
+    attributes = 0
+    for flag, attribute in _ATTRIBUTES:
+        if flags & flag:
+            attributes |= attribute
+    return attributes
+
+
 # Flags that a bind mount only takes through a second, remounting call.
 REMOUNT_FLAGS = (
     k.MS_RDONLY | k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC | k.MS_NOATIME | k.MS_NODIRATIME

@@ -45,10 +45,27 @@ def join_all(paths: dict[str, str]) -> None:
             join(kind, paths[kind])
 
 
-def create(kinds: list[str]) -> None:
+def born_at_clone(wanted: dict[str, str]) -> list[str]:
+    """The new namespaces the init can be born in (clone3 flags), which saves
+    an unshare and, with a pid namespace, the second fork. None when a user
+    namespace is involved (the init enters its cgroup as the host's root
+    first, and new namespaces must belong to the user namespace) or a new
+    time namespace (its offsets must be written before any process is in it);
+    never the cgroup namespace, rooted at the cgroup the init enters once born."""
+    if "user" in wanted or wanted.get("time") == "":
+        return []
+    return [kind for kind in ("mount", "uts", "ipc", "pid", "network") if wanted.get(kind) == ""]
+
+
+def flags_of(kinds: list[str]) -> int:
     flags = 0
     for kind in kinds:
         flags |= FLAGS[kind]
+    return flags
+
+
+def create(kinds: list[str]) -> None:
+    flags = flags_of(kinds)
     if not flags:
         return
     try:

@@ -171,17 +171,21 @@ def _apply_tree_options(entry: Mount, options, root_fd: int) -> None:
 
 
 def _mount_cgroups(entry: Mount, root_fd: int, options, own_namespace: bool) -> None:
-    """cgroup2 where the host is unified; on v1 and hybrid hosts a read-only
-    tmpfs holding one mount per hierarchy, as runc presents them. Each shows
-    the container's own cgroup as its root: in a cgroup namespace a fresh
-    cgroup filesystem does; without one, a bind of the container's cgroup
-    directory does (a fresh mount there would show the host's whole tree,
-    and mounting cgroup2 in the host's cgroup namespace waits for an RCU
-    grace period, ~10 ms)."""
+    """cgroup2 where the host is unified; on v1 and hybrid hosts a tmpfs
+    holding one mount per hierarchy, as runc presents them. Each shows the
+    container's own cgroup as its root: in a cgroup namespace a fresh cgroup
+    filesystem does; without one, a bind of the container's cgroup directory
+    does (a fresh mount there would show the host's whole tree, and mounting
+    cgroup2 in the host's cgroup namespace waits for an RCU grace period)."""
     own = _own_cgroups()
     if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
-        _mount_cgroup(root_fd, entry.destination, "cgroup2", options.flags, None,
-                      _own_directory("/sys/fs/cgroup", "/", (), own), own_namespace)
+        target_fd = ensure_in_root(root_fd, entry.destination)
+        try:
+            _mount_cgroup(target_fd, entry.destination, "cgroup2", options.flags, None,
+                          _own_directory("/sys/fs/cgroup", "/", (), own), own_namespace)
+        finally:
+            os.close(target_fd)
+        _apply_flags(entry, options, root_fd)
         return
     target_fd = ensure_in_root(root_fd, entry.destination)
     try:
@@ -189,31 +193,47 @@ def _mount_cgroups(entry: Mount, root_fd: int, options, own_namespace: bool) -> 
               step=f"mount cgroup on {entry.destination}")
     finally:
         os.close(target_fd)
-    for point, root, fstype, super_options in _host_cgroup_mounts():
-        controllers = () if fstype == "cgroup2" else tuple(super_options.split(","))
-        _mount_cgroup(root_fd, f"{entry.destination}/{point.rsplit('/', 1)[1]}", fstype, options.flags,
-                      super_options or None, _own_directory(point, root, controllers, own), own_namespace)
-    if options.flags & k.MS_RDONLY:
-        _remount_bind(entry, options, root_fd)
-
-
-def _mount_cgroup(root_fd: int, destination: str, fstype: str, flags: int, data, own_directory: str,
-                  own_namespace: bool) -> None:
-    step = f"mount cgroup on {destination}"
-    target_fd = ensure_in_root(root_fd, destination)
+    # One mount point per hierarchy in the tmpfs just made: nothing else can
+    # have put a symlink there, so plain *at calls on its fd are safe.
+    top = _reopen(root_fd, entry.destination)
     try:
-        if own_namespace:
+        for point, root, fstype, super_options in _host_cgroup_mounts():
+            name = point.rsplit("/", 1)[1]
+            controllers = () if fstype == "cgroup2" else tuple(super_options.split(","))
+            os.mkdir(name, 0o755, dir_fd=top)
+            sub = os.open(name, k.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=top)
             try:
-                _linux.mount(fstype, fd_path(target_fd), fstype, flags, data)
-                return
-            except PermissionError:
-                pass  # cgroup v1 cannot be mounted in a user namespace: bind it instead
-        mount(own_directory, fd_path(target_fd), None, k.MS_BIND | k.MS_REC, step=step)
+                _mount_cgroup(sub, f"{entry.destination}/{name}", fstype, options.flags, super_options or None,
+                              _own_directory(point, root, controllers, own), own_namespace)
+            finally:
+                os.close(sub)
     finally:
-        os.close(target_fd)
-    fd = _reopen(root_fd, destination)
+        os.close(top)
+    _apply_flags(entry, options, root_fd)
+
+
+def _mount_cgroup(target_fd: int, destination: str, fstype: str, flags: int, data, own_directory: str,
+                  own_namespace: bool) -> None:
+    if own_namespace:
+        try:
+            _linux.mount(fstype, fd_path(target_fd), fstype, flags, data)
+            return
+        except PermissionError:
+            pass  # cgroup v1 cannot be mounted in a user namespace: bind it instead
+    mount(own_directory, fd_path(target_fd), None, k.MS_BIND | k.MS_REC, step=f"mount cgroup on {destination}")
+
+
+def _apply_flags(entry: Mount, options, root_fd: int) -> None:
+    """The entry's flags (ro, nosuid, ...) on the whole tree at its
+    destination, in one mount_setattr(2) instead of a remount per mount."""
+    attr_set = mountopts.mount_attributes(options.flags)
+    if not attr_set:
+        return
+    fd = _reopen(root_fd, entry.destination)
     try:
-        remount_keeping_locked(fd_path(fd), flags & mountopts.REMOUNT_FLAGS, step=step)
+        _linux.mount_setattr(fd, "", k.AT_EMPTY_PATH | k.AT_RECURSIVE, attr_set, 0)
+    except OSError as err:
+        raise fail(f"set the options of {entry.destination}", err) from None
     finally:
         os.close(fd)
 

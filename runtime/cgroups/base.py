@@ -48,29 +48,30 @@ class Manager:
 
     # ------------------------------------------------------------ joining
 
-    def fork(self) -> int:
-        """os.fork() for a process that joins this cgroup: the child calls
-        enter() before anything else. Moving a process in by pid takes the
-        kernel's global threadgroup lock, whose first writer waits for an
-        RCU grace period (5-15 ms here, most of a container start). A child
-        born in the cgroup2 directory (clone3 CLONE_INTO_CGROUP) and a
-        single-threaded child moving itself through the v1 `tasks` files
-        never take that lock."""
+    def fork(self, namespace_flags: int = 0) -> int:
+        """Fork a process that joins this cgroup (it calls enter() before
+        anything else), born in the namespaces of `namespace_flags`. Moving a
+        process in by pid takes the kernel's global threadgroup lock, whose
+        first writer waits for an RCU grace period (5-15 ms here, most of a
+        container start). A child born in the cgroup2 directory (clone3
+        CLONE_INTO_CGROUP) and a single-threaded child moving itself through
+        the v1 `tasks` files never take that lock."""
         unified = self.dirs.get("")
-        if unified is None:
-            return os.fork()
-        try:
-            fd = os.open(unified, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
-            return os.fork()  # enter() reports what is wrong with it
-        try:
-            pid = _linux.fork_into_cgroup(fd)
-        except OSError:  # no clone3 (Linux < 5.7), or the kernel refuses this cgroup: enter() moves it
-            return os.fork()
-        finally:
-            os.close(fd)
-        self._born_in_unified = True
-        return pid
+        if unified is not None:
+            try:
+                fd = os.open(unified, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                fd = -1  # enter() reports what is wrong with it
+            if fd >= 0:
+                try:
+                    pid = _linux.clone_process(namespace_flags, fd)
+                    self._born_in_unified = True
+                    return pid
+                except OSError:
+                    pass  # the kernel refuses this cgroup to clone3: enter() moves the child
+                finally:
+                    os.close(fd)
+        return _linux.clone_process(namespace_flags)
 
     def enter(self) -> None:
         """Move the calling process, single-threaded and not yet in a user
