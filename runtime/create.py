@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 
-from runtime import _linux, hooks, init, log, namespaces
-from runtime.errors import RootletError
+from runtime import _linux, hooks, init, log, namespaces, pty
+from runtime.cgroups import join
 from runtime.reap import kill_and_reap
 from runtime.spec.model import Config
 from runtime.state import FIFO, ContainerDir, process_start_time, timestamp
@@ -93,15 +93,17 @@ class _Creation:
             from runtime import hostmount
 
             self.host_bind = hostmount.bind(config.rootfs, config.linux.rootfs_propagation)
-        manager = None
+        dirs = {}
         if self.cgroup is not None:
             self.cgroup.make()
-            manager = self.cgroup.manager
+            dirs = self.cgroup.manager.dirs
         born = namespaces.born_at_clone(config.linux.namespaces)
         context = init.InitContext(config, child_end, fifo_fd, console_fd, self.options,
-                                   listen_fds + self.options.preserve_fds, directory.id, listen_fds, manager,
-                                   born)
-        first = _fork(manager, namespaces.flags_of(born))
+                                   listen_fds + self.options.preserve_fds, directory.id, listen_fds, dirs, born)
+        try:
+            first, context.born_in_unified = join.fork(dirs, namespaces.flags_of(born))
+        except OSError as err:
+            raise fail("create the container's init", err) from None
         if first == 0:
             parent_end.close()
             directory.close()  # the lock must not outlive create in the init
@@ -170,16 +172,7 @@ class _Creation:
     def _connect_console(self) -> int:
         if not self.options.console_socket:
             return -1
-        import _socket
-
-        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        try:
-            sock.connect(self.options.console_socket)
-        except OSError as err:
-            sock.close()
-            raise RootletError(f"connect to --console-socket {self.options.console_socket}: "
-                               f"{err.strerror}") from None
-        return self._keep(sock.detach())
+        return self._keep(pty.connect_console_socket(self.options.console_socket))
 
     def _keep(self, fd: int) -> int:
         self.fds.append(fd)
@@ -212,15 +205,6 @@ class _Creation:
         if self.channel is not None:
             self.channel.close()
         self.directory.close()
-
-
-def _fork(cgroup, namespace_flags: int) -> int:
-    try:
-        if cgroup is not None:
-            return cgroup.fork(namespace_flags)
-        return _linux.clone_process(namespace_flags)
-    except OSError as err:
-        raise fail("fork the container's init", err) from None
 
 
 def _plan_cgroup(container_id: str, config: Config):

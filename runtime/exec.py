@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 
 from runtime import _linux, fds, jsonio, namespaces, pty
+from runtime.cgroups import join
 from runtime import process as user_process
 from runtime.errors import RootletError, WrongState
 from runtime.spec.model import Process
 from runtime.state import ContainerDir, status
-from runtime.sync import Channel
+from runtime.sync import Channel, fork_reported
 from runtime.sys import constants as k
 
 
@@ -108,25 +109,21 @@ def _spawn(init_pid: int, process: Process, console_socket: str, preserve_fds: i
            state: dict | None = None) -> int:
     joins = namespaces.of_process(init_pid)
     parent_end, child_end = Channel.pair()
-    console_fd = _connect(console_socket) if console_socket else -1
+    console_fd = pty.connect_console_socket(console_socket) if console_socket else -1
     _linux.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
-    record = (state or {}).get("cgroup")
-    cgroup = None
-    if record:
-        from runtime import cgroups
-
-        cgroup = cgroups.from_record(record)
-    first = cgroup.fork() if cgroup is not None else os.fork()
+    dirs = ((state or {}).get("cgroup") or {}).get("dirs", {})
+    try:
+        first, born_in_unified = join.fork(dirs)
+    except OSError as err:
+        raise RootletError(f"fork the process to exec: {err.strerror}") from None
     if first == 0:
         parent_end.close()
         # A container without a mount namespace of its own is only chrooted (runtime.hostmount)
         root = f"/proc/{init_pid}/root" if "mount" not in joins else ""
-        _child(joins, process, child_end, console_fd, preserve_fds, filters, cgroup, root)
+        _child(joins, process, child_end, console_fd, preserve_fds, filters, dirs, born_in_unified, root)
     child_end.close()
     if console_fd >= 0:
         os.close(console_fd)
-    if cgroup is not None:
-        cgroup.close()
     try:
         pid = parent_end.receive("pid", what="rootlet exec")["pid"]
         if pid != first:
@@ -148,30 +145,18 @@ def _spawn(init_pid: int, process: Process, console_socket: str, preserve_fds: i
     return pid
 
 
-def _connect(path: str) -> int:
-    import _socket
-
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    try:
-        sock.connect(path)
-    except OSError as err:
-        sock.close()
-        raise RootletError(f"connect to --console-socket {path}: {err.strerror}") from None
-    return sock.detach()
-
-
 def _child(joins: dict[str, str], process: Process, channel: Channel, console_fd: int,
-           preserve_fds: int, filters, cgroup, root: str) -> None:
+           preserve_fds: int, filters, cgroup_dirs: dict[str, str], born_in_unified: bool, root: str) -> None:
     """In the forked child; never returns. `root`: chroot there first."""
     try:
         _linux.prctl(k.PR_SET_DUMPABLE, 0)
-        if cgroup is not None:
-            cgroup.enter()  # before the container's user namespace takes our rights on the host
+        if cgroup_dirs:  # before the container's user namespace takes our rights on the host
+            join.enter(cgroup_dirs, born_in_unified)
         (console_fd,) = fds.seal(preserve_fds, channel, [console_fd])
         root_fd = os.open(root, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) if root else -1
         namespaces.join_all(joins)
         if "pid" in joins:
-            namespaces.fork_into_pid_namespace(channel)
+            fork_reported(channel, lambda: (os.fork(),))
         else:
             channel.send("pid", pid=os.getpid())
         if root_fd >= 0:

@@ -1,8 +1,9 @@
-"""The container's init: everything between fork() and execve() of the user's program.
+"""The container's init: everything between its clone3() by `create` and
+execve() of the user's program.
 
 The order follows runtime-linux.md and config.md: become non-dumpable,
-enter the container's cgroup (cgroups.base.Manager.fork) and drop stray
-fds first; join or create namespaces (the user namespace first, so
+enter the container's cgroup (runtime.cgroups.join) and drop stray fds
+first; join or create namespaces (the user namespace first, so
 that the others belong to it; the parent writes its id maps meanwhile); fork
 once more when a pid or time namespace applies only to children; build the
 rootfs; let the parent run createRuntime hooks; run createContainer hooks;
@@ -20,9 +21,10 @@ import os
 
 from runtime import _linux, fds, hooks, namespaces, pty, rootfs
 from runtime import process as user_process
+from runtime.cgroups import join
 from runtime.errors import RootletError
 from runtime.spec.model import Config
-from runtime.sync import Channel
+from runtime.sync import Channel, fork_reported
 from runtime.sys import constants as k
 from runtime.sys.calls import fail, write_file
 from runtime.sys.paths import ensure_in_root, fd_path
@@ -36,13 +38,14 @@ _SYSCTL_NAMESPACES = (
 
 
 class InitContext:
-    """What the forked init needs; it inherits this object through fork()."""
+    """What the init needs; it inherits this object through clone3()."""
 
     __slots__ = ("config", "channel", "fifo_fd", "console_fd", "no_pivot", "new_keyring", "extra_fds",
-                 "container_id", "listen_fds", "cgroup", "born")
+                 "container_id", "listen_fds", "cgroup_dirs", "born", "born_in_unified")
 
     def __init__(self, config: Config, channel: Channel, fifo_fd: int, console_fd: int, options,
-                 extra_fds: int, container_id: str, listen_fds: int, cgroup, born: list[str]):
+                 extra_fds: int, container_id: str, listen_fds: int, cgroup_dirs: dict[str, str],
+                 born: list[str]):
         self.config = config
         self.channel = channel
         self.fifo_fd = fifo_fd
@@ -52,16 +55,17 @@ class InitContext:
         self.extra_fds = extra_fds
         self.container_id = container_id
         self.listen_fds = listen_fds
-        self.cgroup = cgroup  # the cgroups Manager this process enters first, or None
+        self.cgroup_dirs = cgroup_dirs  # the container's cgroup, entered first thing (runtime.cgroups.join)
         self.born = born  # the new namespaces clone3 made this process in (namespaces.born_at_clone)
+        self.born_in_unified = False  # whether clone3 made it in the cgroup2 directory too
 
 
 def main(ctx: InitContext) -> None:
-    """Entry point in the forked child; never returns."""
+    """Entry point in the init; never returns."""
     try:
         _linux.prctl(k.PR_SET_DUMPABLE, 0)
-        if ctx.cgroup is not None:
-            ctx.cgroup.enter()  # while still the host's root: before any namespace
+        if ctx.cgroup_dirs:
+            join.enter(ctx.cgroup_dirs, ctx.born_in_unified)  # while still the host's root: before any namespace
         ctx.fifo_fd, ctx.console_fd = fds.seal(ctx.extra_fds, ctx.channel, [ctx.fifo_fd, ctx.console_fd])
         _enter_namespaces(ctx)
         _setup_container(ctx)
@@ -81,7 +85,6 @@ def _enter_namespaces(ctx: InitContext) -> None:
     namespaces.join_all(wanted)
     if wanted.get("user") == "":
         _new_user_namespace(ctx)
-    # The cgroup namespace waits until the parent has put init in its cgroup.
     namespaces.create([kind for kind, path in wanted.items()
                        if not path and kind not in ("user", "cgroup") and kind not in ctx.born])
     if wanted.get("network") == "":
@@ -91,12 +94,12 @@ def _enter_namespaces(ctx: InitContext) -> None:
             raise fail("bring up lo in the new network namespace", err) from None
     if ctx.config.linux.time_offsets:
         _write_time_offsets(ctx.config.linux.time_offsets)
-    if "pid" in ctx.born:
-        ctx.channel.send("pid", pid=0)  # the parent knows our pid: the one clone3 gave it
-    elif "pid" in wanted or wanted.get("time") == "":
-        namespaces.fork_into_pid_namespace(ctx.channel)
+    # A new or joined pid namespace, and a new time namespace, hold only the
+    # children of who enters them: unless clone3 made us in it, fork once more.
+    if "pid" not in ctx.born and ("pid" in wanted or wanted.get("time") == ""):
+        fork_reported(ctx.channel, lambda: (os.fork(),))
     else:
-        ctx.channel.send("pid", pid=os.getpid())
+        ctx.channel.send("pid", pid=0)  # ours: the one clone3 returned to create
     if wanted.get("cgroup") == "":  # rooted at the cgroup this process entered first thing
         namespaces.create(["cgroup"])
 

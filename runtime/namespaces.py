@@ -74,21 +74,6 @@ def create(kinds: list[str]) -> None:
         raise fail(f"create {', '.join(kinds)} namespaces", err) from None
 
 
-def fork_into_pid_namespace(channel) -> None:
-    """A new or joined pid namespace, and a new time namespace, hold only
-    the caller's children: fork; the parent reports the child's pid (as the
-    host sees it) on `channel` and exits. Returns in the child, only once
-    that report is sent, so that it is the first the reader gets from us."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid:
-        channel.send("pid", pid=pid)
-        os._exit(0)  # closes write_end: the child reads end-of-file
-    os.close(write_end)
-    os.read(read_end, 1)
-    os.close(read_end)
-
-
 def of_process(pid: int) -> dict[str, str]:
     """The namespaces of `pid` that differ from ours, as paths to join."""
     found = {}

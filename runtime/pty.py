@@ -20,6 +20,17 @@ from runtime.sys.calls import fail, mount
 from runtime.sys.paths import ensure_in_root, fd_path
 
 
+def connect_console_socket(path: str) -> int:
+    """A connection to the --console-socket listener, for attach()."""
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as err:
+        sock.close()
+        raise RootletError(f"connect to --console-socket {path}: {err.strerror}") from None
+    return sock.detach()
+
+
 def attach(console_fd: int, root_fd: int, size: tuple[int, int] | None, *, bind_console: bool) -> None:
     """Make a pty this process's terminal; closes `console_fd`."""
     if console_fd < 0:

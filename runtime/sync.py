@@ -86,3 +86,18 @@ class Channel:
 
     def set_inheritable(self, value: bool) -> None:
         os.set_inheritable(self.sock.fileno(), value)
+
+
+def fork_reported(channel: Channel, fork) -> tuple:
+    """Call fork(), which forks and returns (pid, ...); in the parent, report
+    the child's pid on `channel` as "pid" and exit. The child gets fork()'s
+    result once that report is sent, so that it comes first on the channel."""
+    read_end, write_end = os.pipe()
+    result = fork()
+    if result[0]:
+        channel.send("pid", pid=result[0])
+        os._exit(0)  # closes write_end: the child reads end-of-file
+    os.close(write_end)
+    os.read(read_end, 1)
+    os.close(read_end)
+    return result

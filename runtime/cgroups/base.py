@@ -7,7 +7,7 @@ import errno
 import os
 import time
 
-from runtime import _cgroupfs, _linux
+from runtime import _cgroupfs
 from runtime.errors import RootletError
 
 O_PATH = 0o10000000
@@ -24,7 +24,6 @@ class Manager:
         self.dirs = dirs
         self.created = created or []   # directories this manager made, parents first
         self._fds: dict[str, int] = {}
-        self._born_in_unified = False
 
     # ------------------------------------------------------------ state
 
@@ -45,48 +44,6 @@ class Manager:
                 raise RootletError(f"open cgroup {directory}: {err.strerror}", errno=err.errno or 0) from None
             self._fds[directory] = fd
         return fd
-
-    # ------------------------------------------------------------ joining
-
-    def fork(self, namespace_flags: int = 0) -> int:
-        """Fork a process that joins this cgroup (it calls enter() before
-        anything else), born in the namespaces of `namespace_flags`. Moving a
-        process in by pid takes the kernel's global threadgroup lock, whose
-        first writer waits for an RCU grace period (5-15 ms here, most of a
-        container start). A child born in the cgroup2 directory (clone3
-        CLONE_INTO_CGROUP) and a single-threaded child moving itself through
-        the v1 `tasks` files never take that lock."""
-        unified = self.dirs.get("")
-        if unified is not None:
-            try:
-                fd = os.open(unified, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            except OSError:
-                fd = -1  # enter() reports what is wrong with it
-            if fd >= 0:
-                try:
-                    pid = _linux.clone_process(namespace_flags, fd)
-                    self._born_in_unified = True
-                    return pid
-                except OSError:
-                    pass  # the kernel refuses this cgroup to clone3: enter() moves the child
-                finally:
-                    os.close(fd)
-        return _linux.clone_process(namespace_flags)
-
-    def enter(self) -> None:
-        """Move the calling process, single-threaded and not yet in a user
-        namespace, into every hierarchy of the cgroup (see fork())."""
-        for key, directory in self.dirs.items():
-            if key:
-                name = "tasks"  # "0": the calling thread, which is the whole process
-            elif self._born_in_unified:
-                continue
-            else:
-                name = "cgroup.procs"
-            try:
-                _cgroupfs.write_at(self.fd(directory), name, "0")
-            except OSError as err:
-                raise RootletError(f"join cgroup {directory}: {err.strerror}", errno=err.errno or 0) from None
 
     # ------------------------------------------------------------ creation
 
