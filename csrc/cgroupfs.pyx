@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: language_level=3, boundscheck=False, wraparound=False, binding=False
 """The cgroup manager's system calls: file writes under a cgroup's directory
 fd, and the bpf(2) commands of the cgroup v2 device filter.
 

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: language_level=3, boundscheck=False, wraparound=False, binding=False
 """Direct Linux system calls that Python's os module lacks.
 
 Every wrapper raises OSError(errno, strerror, filename) on failure, so the

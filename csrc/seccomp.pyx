@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: language_level=3, boundscheck=False, wraparound=False, binding=False
 """A thin binding to libseccomp: build a filter, load it, hand out its notify fd.
 
 runtime.seccomp plans (validates the OCI section, resolves names, splits

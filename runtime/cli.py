@@ -290,7 +290,11 @@ def cmd_update(root: str, flags: dict, positional: list[str]) -> int:
 
 
 def cmd_events(root: str, flags: dict, positional: list[str]) -> int:
+    import gc
+
     from runtime.cgroups import commands
+
+    gc.enable()  # it runs until stopped (see bin/rootlet)
 
     interval = commands.parse_duration(flags.get("interval", "5s"))
     commands.events(root, _one_id(positional, "events"), bool(flags.get("stats")), interval)

@@ -99,10 +99,9 @@ def execute(root: str, container_id: str, options: ExecOptions) -> int:
         write_pid_file(options.pid_file, pid)
     if options.detach:
         return 0
-    from runtime.run import forward_signals, wait_for
+    from runtime.run import wait_in_foreground
 
-    forward_signals(pid)
-    return relay.copy_until_exit(pid) if relay is not None else wait_for(pid)
+    return wait_in_foreground(pid, relay)
 
 
 def _spawn(init_pid: int, process: Process, console_socket: str, preserve_fds: int, filters=None,

@@ -38,14 +38,14 @@ _SYSCTL_NAMESPACES = (
 
 
 class InitContext:
-    """What the init needs; it inherits this object through clone3()."""
+    """What the init needs from create."""
 
     __slots__ = ("config", "channel", "fifo_fd", "console_fd", "no_pivot", "new_keyring", "extra_fds",
                  "container_id", "listen_fds", "cgroup_dirs", "born", "born_in_unified")
 
     def __init__(self, config: Config, channel: Channel, fifo_fd: int, console_fd: int, options,
                  extra_fds: int, container_id: str, listen_fds: int, cgroup_dirs: dict[str, str],
-                 born: list[str]):
+                 born: list[str], born_in_unified: bool):
         self.config = config
         self.channel = channel
         self.fifo_fd = fifo_fd
@@ -57,7 +57,7 @@ class InitContext:
         self.listen_fds = listen_fds
         self.cgroup_dirs = cgroup_dirs  # the container's cgroup, entered first thing (runtime.cgroups.join)
         self.born = born  # the new namespaces clone3 made this process in (namespaces.born_at_clone)
-        self.born_in_unified = False  # whether clone3 made it in the cgroup2 directory too
+        self.born_in_unified = born_in_unified  # whether clone3 made it in the cgroup2 directory too
 
 
 def main(ctx: InitContext) -> None:

@@ -37,11 +37,21 @@ def run(root: str, container_id: str, config: Config, options: CreateOptions, *,
         raise
     if detach:
         return 0
-    forward_signals(pid)
-    code = relay.copy_until_exit(pid) if relay is not None else wait_for(pid)
+    code = wait_in_foreground(pid, relay)
     if not keep:
         _delete_stopped(root, container_id)
     return code
+
+
+def wait_in_foreground(pid: int, relay) -> int:
+    """Wait for `pid` (relaying its terminal, if `relay`), forwarding the
+    signals we get; returns its exit code. This may take days: the garbage
+    collector, off for the short commands (bin/rootlet), is back on."""
+    import gc
+
+    gc.enable()
+    forward_signals(pid)
+    return relay.copy_until_exit(pid) if relay is not None else wait_for(pid)
 
 
 def forward_signals(pid: int) -> None:

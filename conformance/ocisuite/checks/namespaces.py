@@ -72,6 +72,19 @@ def check_namespace_inherited(ctx: Context) -> None:
     expect(not differing, f"not the runtime's namespaces: {differing}")
 
 
+@check("config-linux.md#namespaces", "MUST", "without a mount namespace listed, the container is in the runtime's")
+def check_namespace_inherited_mount(ctx: Context) -> None:
+    bundle = ctx.bundle().namespaces("pid")
+    del bundle.config["hostname"]
+    # runc 1.1 refuses masked and read-only paths without a mount namespace;
+    # this check is about the namespace alone.
+    bundle.linux["maskedPaths"] = []
+    bundle.linux["readonlyPaths"] = []
+    seen = _namespaces_seen(ctx, bundle).get("mount")
+    host = host_namespace(NS_FILES["mount"])
+    expect(seen == host, f"the container is in {seen}, the runtime in {host}")
+
+
 @check("config-linux.md#namespaces", "MUST", "a namespace with path joins that namespace (network, ipc, uts)")
 def check_namespace_join_path(ctx: Context) -> None:
     owner = ctx.must_create(ctx.bundle("sleep", "600"))
