@@ -1,12 +1,19 @@
 """Build rootlet: the Cython extensions in csrc/, the `runtime` package with
 its JSON Schemas, and the `rootlet` launcher."""
 
+import os
 import shutil
+import sys
 from pathlib import Path
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
+
+try:
+    from setuptools.command.build_scripts import build_scripts as _build_scripts
+except ImportError:  # older setuptools keep it in distutils only
+    from distutils.command.build_scripts import build_scripts as _build_scripts
 
 HERE = Path(__file__).parent
 
@@ -25,6 +32,23 @@ class BuildWithSchemas(build_py):
             shutil.copy(schema, target / schema.name)
 
 
+class BuildLauncher(_build_scripts):
+    """An installed bin/rootlet starts its interpreter directly. In a
+    checkout a shell header finds the interpreter beside the script; here
+    we know it (a venv's python is a symlink to it, and the launcher puts the
+    venv's site-packages on sys.path itself), which saves the shell's exec."""
+
+    def copy_scripts(self):
+        outfiles, updated = super().copy_scripts()
+        interpreter = os.path.realpath(sys.executable)
+        for script in outfiles:
+            text = Path(script).read_text()
+            if text.startswith("#!/bin/sh\n''':'\n"):
+                python = text.split("\n'''\n", 1)[1]
+                Path(script).write_text(f"#!{interpreter} -IS\n{python}")
+        return outfiles, updated
+
+
 extensions = [
     Extension("runtime._linux", ["csrc/linux.pyx"]),
     Extension("runtime._seccomp", ["csrc/seccomp.pyx"], libraries=["seccomp"]),
@@ -39,6 +63,6 @@ setup(
     packages=["runtime", "runtime.spec", "runtime.sys", "runtime.cgroups"],
     ext_modules=cythonize(extensions, language_level=3, quiet=True),
     scripts=["bin/rootlet"],
-    cmdclass={"build_py": BuildWithSchemas},
+    cmdclass={"build_py": BuildWithSchemas, "build_scripts": BuildLauncher},
     extras_require={"test": ["pytest", "jsonschema"]},
 )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-from runtime import _linux, fds, hooks, namespaces, pty, rootfs
+from runtime import _linux, fds, hooks, namespaces, rootfs
 from runtime import process as user_process
 from runtime.cgroups import join
 from runtime.errors import RootletError
@@ -154,6 +154,8 @@ def _setup_container(ctx: InitContext) -> None:
     rootfs.populate_dev(config, root_fd, in_userns)
     process = config.process
     if process is not None and process.terminal:
+        from runtime import pty  # only with a terminal
+
         pty.attach(ctx.console_fd, root_fd, process.console_size, bind_console=True)
         ctx.console_fd = -1
     if process is not None:

@@ -19,6 +19,7 @@ import os
 
 from runtime import _cgroupfs, _linux
 from runtime.errors import RootletError
+from runtime.sys import constants as k
 
 
 def fork(dirs: dict[str, str], namespace_flags: int = 0) -> tuple[int, bool]:
@@ -52,12 +53,6 @@ def enter(dirs: dict[str, str], born_in_unified: bool) -> None:
         else:
             name = "cgroup.procs"
         try:
-            fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            _cgroupfs.write_at(k.AT_FDCWD, f"{directory}/{name}", "0")
         except OSError as err:
             raise RootletError(f"join cgroup {directory}: {err.strerror}", errno=err.errno or 0) from None
-        try:
-            _cgroupfs.write_at(fd, name, "0")
-        except OSError as err:
-            raise RootletError(f"join cgroup {directory}: {err.strerror}", errno=err.errno or 0) from None
-        finally:
-            os.close(fd)
