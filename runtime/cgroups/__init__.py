@@ -53,15 +53,13 @@ class Setup:
         except RootletError:
             pass
         manager.close()
-        leaves = set(manager.dirs.values())
         for directory in reversed(manager.created):
-            try:
-                if directory in leaves:
+            if directory in manager.dirs.values():
+                try:
                     manager.remove_directory(directory, timeout=2.0)
-                else:
-                    os.rmdir(directory)  # a parent we made: only if nobody else uses it by now
-            except (RootletError, OSError):
-                pass
+                except RootletError:
+                    pass
+        manager.remove_parents()
 
 
 def asks_for_limits(resources: dict) -> bool:
@@ -138,10 +136,10 @@ def from_record(record: dict | None):
     if record["driver"] == "v2":
         from runtime.cgroups.v2 import V2
 
-        return V2(record["path"], record["dirs"])
+        return V2(record["path"], record["dirs"], record.get("parents", []))
     from runtime.cgroups.v1 import V1
 
-    return V1(record["path"], record["dirs"])
+    return V1(record["path"], record["dirs"], record.get("parents", []))
 
 
 def paused(record: dict | None) -> bool:

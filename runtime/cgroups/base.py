@@ -28,7 +28,9 @@ class Manager:
     # ------------------------------------------------------------ state
 
     def record(self) -> dict:
-        return {"driver": self.driver, "path": self.path, "dirs": self.dirs}
+        leaves = self.dirs.values()
+        return {"driver": self.driver, "path": self.path, "dirs": self.dirs,
+                "parents": [directory for directory in self.created if directory not in leaves]}
 
     def close(self) -> None:
         for fd in self._fds.values():
@@ -44,6 +46,17 @@ class Manager:
                 raise RootletError(f"open cgroup {directory}: {err.strerror}", errno=err.errno or 0) from None
             self._fds[directory] = fd
         return fd
+
+    def remove_parents(self) -> None:
+        """rmdir the parent cgroups that this container's create made (a
+        relative linux.cgroupsPath such as a/b/<id>), those that are empty
+        by now: another container may have come to use one."""
+        for directory in reversed(self.created):
+            if directory not in self.dirs.values():
+                try:
+                    os.rmdir(directory)
+                except OSError:
+                    pass
 
     # ------------------------------------------------------------ creation
 

@@ -162,6 +162,7 @@ class V1(Manager):
                 failures.append(str(err))
         if failures:
             raise RootletError("; ".join(failures))
+        self.remove_parents()
 
     # ------------------------------------------------------------ stats
 

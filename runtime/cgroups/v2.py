@@ -118,6 +118,7 @@ class V2(Manager):
     def remove(self) -> None:
         self.close()
         self.remove_directory(self.dir)
+        self.remove_parents()
 
     # ------------------------------------------------------------ stats
 

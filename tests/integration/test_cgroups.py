@@ -375,6 +375,36 @@ def test_a_relative_cgroups_path_is_below_the_runtimes_own_cgroup(rt, cid, bundl
     assert directory == os.path.join(own, f"rootlet-test-{cid}")
 
 
+@pytest.mark.rootlet_only
+def test_delete_removes_the_parent_cgroups_create_made(rt, cid, bundle):
+    """runc 1.1 leaves the parents of a cgroupsPath a/b/<id> behind."""
+    bundle.linux["cgroupsPath"] = f"/rootlet-test-parent-{cid}/b/{cid}"
+    _running(rt, cid, bundle)
+    made = os.path.dirname(os.path.dirname(cgroups.cgroup_dir(_init(rt, cid), "pids")))
+    assert os.path.basename(made) == f"rootlet-test-parent-{cid}"
+    rt.ok("delete", "--force", cid)
+    assert not os.path.exists(made)
+
+
+@pytest.mark.rootlet_only
+def test_delete_keeps_a_parent_cgroup_another_container_uses(rt, cid, bundle, make_bundle):
+    parent = f"rootlet-test-parent-{cid}"
+    bundle.linux["cgroupsPath"] = f"/{parent}/{cid}"
+    other = make_bundle().args("sleep", "1000")
+    other.linux["cgroupsPath"] = f"/{parent}/{cid}-2"
+    _running(rt, cid, bundle)
+    rt.create(f"{cid}-2", other)
+    made = os.path.dirname(cgroups.cgroup_dir(_init(rt, cid), "pids"))
+    rt.ok("delete", "--force", cid)
+    try:
+        assert os.path.isdir(made)
+    finally:
+        rt.ok("delete", "--force", f"{cid}-2")
+        for hierarchy in os.listdir("/sys/fs/cgroup"):  # it was not the second container's to remove
+            if os.path.isdir(f"/sys/fs/cgroup/{hierarchy}/{parent}"):
+                os.rmdir(f"/sys/fs/cgroup/{hierarchy}/{parent}")
+
+
 # -- bad input leaves nothing behind ------------------------------------------------
 
 @pytest.mark.parametrize("resources, path", [
