@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 
 from runtime import _linux, fds, jsonio, namespaces, pty
-from runtime.cgroups import join
 from runtime import process as user_process
+from runtime.cgroups import join
 from runtime.errors import RootletError, WrongState
 from runtime.spec.model import Process
 from runtime.state import ContainerDir, status
 from runtime.sync import Channel, fork_reported
 from runtime.sys import constants as k
+from runtime.sys.calls import fail
 
 
 class ExecOptions:
@@ -114,7 +115,7 @@ def _spawn(init_pid: int, process: Process, console_socket: str, preserve_fds: i
     try:
         first, born_in_unified = join.fork(dirs)
     except OSError as err:
-        raise RootletError(f"fork the process to exec: {err.strerror}") from None
+        raise fail("fork the process to exec", err) from None
     if first == 0:
         parent_end.close()
         # A container without a mount namespace of its own is only chrooted (runtime.hostmount)

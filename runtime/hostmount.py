@@ -22,7 +22,6 @@ from runtime.sys import constants as k
 from runtime.sys.calls import fail, mount
 
 
-
 def bind(rootfs: str, propagation: str) -> int:
     """Bind the rootfs onto itself in the host's mount namespace; returns the
     bind's mount id."""

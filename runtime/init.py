@@ -64,8 +64,8 @@ def main(ctx: InitContext) -> None:
     """Entry point in the init; never returns."""
     try:
         _linux.prctl(k.PR_SET_DUMPABLE, 0)
-        if ctx.cgroup_dirs:
-            join.enter(ctx.cgroup_dirs, ctx.born_in_unified)  # while still the host's root: before any namespace
+        if ctx.cgroup_dirs:  # while still the host's root: before any namespace
+            join.enter(ctx.cgroup_dirs, ctx.born_in_unified)
         ctx.fifo_fd, ctx.console_fd = fds.seal(ctx.extra_fds, ctx.channel, [ctx.fifo_fd, ctx.console_fd])
         _enter_namespaces(ctx)
         _setup_container(ctx)
@@ -164,7 +164,8 @@ def _setup_container(ctx: InitContext) -> None:
     _set_names(config)
     ctx.channel.send("prestart")
     ctx.channel.receive("go", what="rootlet create")
-    hooks.run_all("createContainer", config.hooks.get("createContainer", []), _hook_state(ctx, "created"))  # see create._Creation._serve
+    # status `created`: see create._Creation._serve
+    hooks.run_all("createContainer", config.hooks.get("createContainer", []), _hook_state(ctx, "created"))
     if ctx.new_keyring:
         _join_own_keyring(ctx.container_id)
     rootfs.pivot(config, ctx.no_pivot)

@@ -203,8 +203,9 @@ def _mount_cgroups(entry: Mount, root_fd: int, options, own_namespace: bool) -> 
             os.mkdir(name, 0o755, dir_fd=top)
             sub = os.open(name, k.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=top)
             try:
-                _mount_cgroup(sub, f"{entry.destination}/{name}", fstype, options.flags, super_options or None,
-                              _own_directory(point, root, controllers, own), own_namespace)
+                own_directory = _own_directory(point, root, controllers, own)
+                _mount_cgroup(sub, f"{entry.destination}/{name}", fstype, options.flags,
+                              super_options or None, own_directory, own_namespace)
             finally:
                 os.close(sub)
     finally:
@@ -220,7 +221,8 @@ def _mount_cgroup(target_fd: int, destination: str, fstype: str, flags: int, dat
             return
         except PermissionError:
             pass  # cgroup v1 cannot be mounted in a user namespace: bind it instead
-    mount(own_directory, fd_path(target_fd), None, k.MS_BIND | k.MS_REC, step=f"mount cgroup on {destination}")
+    mount(own_directory, fd_path(target_fd), None, k.MS_BIND | k.MS_REC,
+          step=f"mount cgroup on {destination}")
 
 
 def _apply_flags(entry: Mount, options, root_fd: int) -> None:

@@ -2,7 +2,7 @@
 
 Layout: <root>/<id>/state.json (written atomically: temp file, then
 rename; not fsynced, as it describes processes that do not outlive a
-reboot, and runc's root is a tmpfs anyway) and <root>/<id>/exec.fifo while the container is `created`. Every
+reboot) and <root>/<id>/exec.fifo while the container is `created`. Every
 command that reads or changes a container holds flock() on its directory, so
 commands on one id are serialized; `state` and `list` take a shared lock.
 

@@ -296,7 +296,7 @@ def test_the_agent_gets_the_fd_and_its_answer_is_what_the_process_sees(rt, cid, 
     assert state["fds"] == ["seccompFd"] and state["metadata"] == "opaque-meta"
     assert state["ociVersion"] and state["pid"] == state["state"]["pid"]
     inner = state["state"]
-    during_create = "creating" if runtime_name() == "runc" else "created"  # as for create hooks, see test_hooks
+    during_create = "creating" if runtime_name() == "runc" else "created"  # as create hooks get it
     assert (inner["id"], inner["status"], inner["bundle"]) == (cid, during_create, str(bundle.path))
     assert inner["annotations"].get("org.example") == "yes"
     assert agent.answered

@@ -72,7 +72,7 @@ def check_namespace_inherited(ctx: Context) -> None:
     expect(not differing, f"not the runtime's namespaces: {differing}")
 
 
-@check("config-linux.md#namespaces", "MUST", "without a mount namespace listed, the container is in the runtime's")
+@check("config-linux.md#namespaces", "MUST", "with no mount namespace listed, the runtime's is inherited")
 def check_namespace_inherited_mount(ctx: Context) -> None:
     bundle = ctx.bundle().namespaces("pid")
     del bundle.config["hostname"]
