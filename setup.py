@@ -52,7 +52,7 @@ class BuildLauncher(_build_scripts):
 extensions = [
     Extension("runtime._linux", ["csrc/linux.pyx"]),
     Extension("runtime._seccomp", ["csrc/seccomp.pyx"], libraries=["seccomp"]),
-    Extension("runtime._cgroupfs", ["csrc/cgroupfs.pyx"]),
+    Extension("runtime._bpf", ["csrc/bpf.pyx"]),
 ]
 
 setup(

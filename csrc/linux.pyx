@@ -6,7 +6,7 @@ caller can turn it into a RootletError naming the step. Nothing here decides
 policy: the plans in runtime/ say what to call, in which order.
 """
 
-from libc.errno cimport errno
+from libc.errno cimport errno, EINTR
 from libc.string cimport memset
 from libc.stdint cimport uint32_t, uint64_t
 from posix.types cimport pid_t
@@ -89,12 +89,15 @@ DEF LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 cdef inline int _check(long result, object filename=None) except -1:
     if result < 0:
-        import os
-        code = errno
-        if filename is None:
-            raise OSError(code, os.strerror(code))
-        raise OSError(code, os.strerror(code), filename)
+        _fail(errno, filename)
     return 0
+
+
+cdef int _fail(int code, object filename) except -1:
+    import os
+    if filename is None:
+        raise OSError(code, os.strerror(code))
+    raise OSError(code, os.strerror(code), filename)
 
 
 def mount(source, target, fstype, unsigned long flags, data=None):
@@ -355,3 +358,281 @@ def clone_process(uint64_t flags, int cgroup_fd=-1):
         import os
         raise OSError(saved, os.strerror(saved))
     return pid
+
+
+# ------------------------------------------------ files, locks, waiting
+
+cdef extern from "<fcntl.h>":
+    int openat(int dirfd, const char *path, int flags, ...)
+    int fcntl(int fd, int command, ...)
+    int O_WRONLY
+    int O_RDONLY
+    int O_CLOEXEC
+    int F_DUPFD_CLOEXEC
+
+cdef extern from "<unistd.h>":
+    ssize_t c_write "write"(int fd, const void *buf, size_t count)
+    ssize_t c_read "read"(int fd, void *buf, size_t count)
+
+cdef extern from "<sys/file.h>":
+    int c_flock "flock"(int fd, int operation)
+
+cdef extern from "<poll.h>":
+    struct pollfd:
+        int fd
+        short events
+        short revents
+    int c_poll "poll"(pollfd *fds, unsigned long count, int timeout)
+    short POLLIN
+
+cdef extern from "<time.h>":
+    struct timespec:
+        long tv_sec
+        long tv_nsec
+    int clock_gettime(int clock, timespec *now)
+    int CLOCK_MONOTONIC
+
+cdef extern from "Python.h":
+    int PyErr_CheckSignals() except -1
+
+
+
+cdef int _retry(long result) except -1:
+    """After a system call: 1 if it was interrupted and should be repeated
+    (a Python signal handler has run, and may have raised), else 0."""
+    if result < 0 and errno == EINTR:
+        PyErr_CheckSignals()
+        return 1
+    return 0
+
+
+cdef int _write_one(int dirfd, bytes name, bytes value) except -1:
+    cdef int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC)
+    cdef ssize_t written
+    cdef int code
+    _check(fd, name.decode("utf-8", "surrogateescape"))
+    while True:
+        written = c_write(fd, <const char *>value, len(value))
+        if written >= 0 or errno != EINTR:
+            break
+    code = errno
+    close(fd)
+    if written < 0:
+        _fail(code, name.decode("utf-8", "surrogateescape"))
+    return 0
+
+
+def write_at(int dirfd, name, value):
+    """Write `value` to the file `name` under `dirfd` in one write(2), as
+    kernel files (cgroupfs, procfs) want: each write is one request."""
+    _write_one(dirfd, _fs(name), _fs(value))
+
+
+def write_all(int dirfd, writes):
+    """Write each (name, value) in order; the first failure raises, naming the file."""
+    for name, value in writes:
+        _write_one(dirfd, _fs(name), _fs(value))
+
+
+def read_at(int dirfd, name):
+    """The whole (small) file `name` under `dirfd`, as str."""
+    cdef int fd = openat(dirfd, _fs(name), O_RDONLY | O_CLOEXEC)
+    cdef char buffer[16384]
+    cdef ssize_t got
+    cdef int code
+    _check(fd, name)
+    chunks = []
+    while True:
+        got = c_read(fd, buffer, sizeof(buffer))
+        if got < 0:
+            if errno == EINTR:
+                continue
+            code = errno
+            close(fd)
+            _fail(code, name)
+        if got == 0:
+            break
+        chunks.append(buffer[:got])
+    close(fd)
+    return b"".join(chunks).decode("utf-8", "surrogateescape")
+
+
+def flock(int fd, int operation):
+    """flock(2); a signal handler that raises interrupts the wait."""
+    cdef int result
+    while True:
+        result = c_flock(fd, operation)
+        if not _retry(result):
+            break
+    _check(result)
+
+
+def dup_above(int fd, int floor):
+    """A close-on-exec duplicate of `fd` numbered `floor` or higher."""
+    cdef int new = fcntl(fd, F_DUPFD_CLOEXEC, floor)
+    _check(new)
+    return new
+
+
+cdef long _now_ms():
+    cdef timespec now
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return now.tv_sec * 1000 + now.tv_nsec // 1000000
+
+
+def wait_readable(fds, int timeout_ms=-1):
+    """poll(2) for POLLIN on up to eight fds: the ones that are readable or
+    hung up, in the order given; empty once `timeout_ms` (-1: none) passes."""
+    cdef pollfd entries[8]
+    cdef unsigned long count = len(fds)
+    cdef unsigned long index
+    cdef int ready
+    cdef long deadline = _now_ms() + timeout_ms if timeout_ms > 0 else 0
+    if count > 8:
+        raise ValueError("wait_readable takes at most eight fds")
+    for index in range(count):
+        entries[index].fd = fds[index]
+        entries[index].events = POLLIN
+        entries[index].revents = 0
+    while True:
+        ready = c_poll(entries, count, timeout_ms)
+        if not _retry(ready):
+            break
+        if timeout_ms > 0:
+            timeout_ms = <int>max(0, deadline - _now_ms())
+    _check(ready)
+    return [entries[index].fd for index in range(count) if entries[index].revents]
+
+
+# ------------------------------------------------ unix sockets, fd passing
+
+cdef extern from "<sys/socket.h>":
+    ctypedef unsigned int socklen_t
+    struct iovec:
+        void *iov_base
+        size_t iov_len
+    struct msghdr:
+        void *msg_name
+        socklen_t msg_namelen
+        iovec *msg_iov
+        size_t msg_iovlen
+        void *msg_control
+        size_t msg_controllen
+        int msg_flags
+    struct cmsghdr:
+        size_t cmsg_len
+        int cmsg_level
+        int cmsg_type
+    cmsghdr *CMSG_FIRSTHDR(msghdr *message)
+    unsigned char *CMSG_DATA(cmsghdr *header)
+    size_t CMSG_SPACE(size_t length)
+    size_t CMSG_LEN(size_t length)
+    int socketpair(int domain, int type, int protocol, int *pair)
+    int c_connect "connect"(int fd, const void *address, socklen_t length)
+    ssize_t sendmsg(int fd, const msghdr *message, int flags)
+    ssize_t recvmsg(int fd, msghdr *message, int flags)
+    int AF_UNIX
+    int SOCK_STREAM
+    int SOCK_SEQPACKET
+    int SOL_SOCKET
+    int SCM_RIGHTS
+    int MSG_CMSG_CLOEXEC
+    int MSG_NOSIGNAL
+
+cdef extern from "<sys/un.h>":
+    struct sockaddr_un:
+        unsigned short sun_family
+        char sun_path[108]
+
+cdef extern from "<string.h>":
+    void *memcpy(void *target, const void *source, size_t count)
+
+DEF RECEIVE_MAX = 65536
+
+
+def seqpacket_pair():
+    """A connected AF_UNIX SOCK_SEQPACKET pair (close-on-exec): each send is
+    one message, and end-of-file tells that the peer is gone."""
+    cdef int pair[2]
+    _check(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair))
+    return pair[0], pair[1]
+
+
+def unix_connect(path):
+    """A close-on-exec SOCK_STREAM connection to the unix socket at `path`."""
+    cdef bytes b_path = _fs(path)
+    cdef sockaddr_un address
+    cdef int fd, result, code
+    if <size_t>len(b_path) >= sizeof(address.sun_path):
+        raise OSError(36, "File name too long", path)  # ENAMETOOLONG
+    memset(&address, 0, sizeof(address))
+    address.sun_family = AF_UNIX
+    memcpy(address.sun_path, <const char *>b_path, len(b_path))
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)
+    _check(fd)
+    while True:
+        result = c_connect(fd, &address, sizeof(address))
+        if result == 0 or errno != EINTR:
+            break
+    if result < 0:
+        code = errno
+        close(fd)
+        _fail(code, path)
+    return fd
+
+
+def send_message(int fd, bytes data, int passed_fd=-1):
+    """One sendmsg(2) of `data`, carrying `passed_fd` (SCM_RIGHTS) unless -1."""
+    cdef msghdr message
+    cdef iovec part
+    cdef char control[64]
+    cdef cmsghdr *header
+    cdef ssize_t sent
+    memset(&message, 0, sizeof(message))
+    part.iov_base = <void *><const char *>data
+    part.iov_len = len(data)
+    message.msg_iov = &part
+    message.msg_iovlen = 1
+    if passed_fd >= 0:
+        memset(control, 0, sizeof(control))
+        message.msg_control = control
+        message.msg_controllen = CMSG_SPACE(sizeof(int))
+        header = CMSG_FIRSTHDR(&message)
+        header.cmsg_level = SOL_SOCKET
+        header.cmsg_type = SCM_RIGHTS
+        header.cmsg_len = CMSG_LEN(sizeof(int))
+        memcpy(CMSG_DATA(header), &passed_fd, sizeof(int))
+    while True:
+        sent = sendmsg(fd, &message, MSG_NOSIGNAL)
+        if not _retry(sent):
+            break
+    _check(sent)
+
+
+def receive_message(int fd):
+    """One recvmsg(2): (data, the fd it carried or -1); data is b"" at
+    end-of-file. A received fd is close-on-exec."""
+    cdef msghdr message
+    cdef iovec part
+    cdef char control[64]
+    cdef char buffer[RECEIVE_MAX]
+    cdef cmsghdr *header
+    cdef ssize_t got
+    cdef int passed = -1
+    memset(&message, 0, sizeof(message))
+    part.iov_base = buffer
+    part.iov_len = RECEIVE_MAX
+    message.msg_iov = &part
+    message.msg_iovlen = 1
+    message.msg_control = control
+    message.msg_controllen = sizeof(control)
+    while True:
+        got = recvmsg(fd, &message, MSG_CMSG_CLOEXEC)
+        if not _retry(got):
+            break
+    _check(got)
+    header = CMSG_FIRSTHDR(&message)
+    if header != NULL and header.cmsg_level == SOL_SOCKET and header.cmsg_type == SCM_RIGHTS \
+            and header.cmsg_len >= CMSG_LEN(sizeof(int)):
+        memcpy(&passed, CMSG_DATA(header), sizeof(int))
+    return buffer[:got], passed

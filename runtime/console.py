@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import _socket
 import os
-import select
 import time
+
+from runtime import _linux
 
 _BUFFER = 65536
 
@@ -34,15 +35,13 @@ class Relay:
 
     def _receive_master(self) -> int:
         connection, _ = self.listener._accept()
-        sock = _socket.socket(fileno=connection)
         try:
-            _, ancillary, _, _ = sock.recvmsg(16, _socket.CMSG_LEN(4))
+            _, master = _linux.receive_message(connection)
         finally:
-            sock.close()
-        for level, kind, data in ancillary:
-            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                return int.from_bytes(data[:4], "little")
-        raise OSError("no pty master received from the container")
+            os.close(connection)
+        if master < 0:
+            raise OSError("no pty master received from the container")
+        return master
 
     def copy_until_exit(self, pid: int) -> int:
         from runtime.run import exit_code
@@ -74,8 +73,6 @@ def _follow_window_size(master: int) -> None:
     import fcntl
     import termios
 
-    from runtime import _linux
-
     def copy(*_args) -> None:
         packed = fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8)
         rows, cols = int.from_bytes(packed[0:2], "little"), int.from_bytes(packed[2:4], "little")
@@ -101,13 +98,10 @@ def _make_raw(fd: int):
 
 def _copy(master: int, pid: int) -> None:
     pidfd = os.pidfd_open(pid)
-    poller = select.poll()
-    poller.register(master, select.POLLIN)
-    poller.register(0, select.POLLIN)
-    poller.register(pidfd, select.POLLIN)
+    watched = [master, 0, pidfd]
     try:
         while True:
-            for fd, _events in poller.poll():
+            for fd in _linux.wait_readable(watched):
                 if fd == master:
                     try:
                         data = os.read(master, _BUFFER)
@@ -124,7 +118,7 @@ def _copy(master: int, pid: int) -> None:
                     if data:
                         os.write(master, data)
                         continue
-                    poller.unregister(0)
+                    watched.remove(0)
                     if os.isatty(0) or not _end_of_input(master):
                         return  # our terminal hung up: closing the master hangs up the container's
                 else:
@@ -145,7 +139,7 @@ def _end_of_input(master: int) -> bool:
 
 
 def _drain(master: int) -> None:
-    while select.select([master], [], [], 0)[0]:
+    while _linux.wait_readable([master], 0):
         try:
             data = os.read(master, _BUFFER)
         except OSError:

@@ -8,9 +8,8 @@ since `state` and `kill` are called far more often than `create`.
 from __future__ import annotations
 
 import os
-import select
 
-from runtime import log
+from runtime import _linux, log
 from runtime.errors import ContainerNotFound, RootletError, WrongState
 from runtime.reap import wait_gone
 from runtime.state import FIFO, ContainerDir, init_alive, process_start_time, public_state, status
@@ -47,12 +46,9 @@ def release(directory: ContainerDir, state: dict) -> None:
 def _read_until_exec(fifo_fd: int, pidfd: int, container_id: str) -> str:
     """What the init writes on exec.fifo: "0" when released, then nothing
     until execve closes its end (end-of-file), or why it failed."""
-    poller = select.poll()
-    poller.register(fifo_fd, select.POLLIN)
-    poller.register(pidfd, select.POLLIN)
     received = b""
     while True:
-        ready = dict(poller.poll())
+        ready = _linux.wait_readable([fifo_fd, pidfd])
         if fifo_fd in ready:
             chunk = os.read(fifo_fd, 4096)
             if chunk:

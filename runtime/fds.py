@@ -9,8 +9,6 @@ a careless caller leaked to us, is marked close-on-exec in one close_range(2).
 
 from __future__ import annotations
 
-import _socket
-import fcntl
 import os
 
 from runtime import _linux
@@ -20,8 +18,7 @@ from runtime.sys import constants as k
 def seal(passed: int, channel, own_fds: list[int]) -> list[int]:
     """Returns `own_fds` renumbered; `channel` (a runtime.sync.Channel) is moved in place."""
     floor = 3 + passed
-    if channel.sock.fileno() < floor:
-        channel.sock = _socket.socket(fileno=_lift(channel.sock.detach(), floor))
+    channel.fd = _lift(channel.fd, floor)
     moved = [_lift(fd, floor) if fd >= 0 else fd for fd in own_fds]
     for fd in range(3, floor):
         try:
@@ -35,6 +32,6 @@ def seal(passed: int, channel, own_fds: list[int]) -> list[int]:
 def _lift(fd: int, floor: int) -> int:
     if fd >= floor:
         return fd
-    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
+    new = _linux.dup_above(fd, floor)
     os.close(fd)
     return new

@@ -9,9 +9,8 @@ chatty hook cannot garble the stdio that `create` shares with the container.
 from __future__ import annotations
 
 import os
-import select
 
-from runtime import jsonio
+from runtime import _linux, jsonio
 from runtime.errors import RootletError
 from runtime.spec.model import Hook
 
@@ -80,9 +79,7 @@ def _wait(pid: int, timeout: int | None, what: str) -> int:
     if timeout is not None:
         pidfd = os.pidfd_open(pid)
         try:
-            poller = select.poll()
-            poller.register(pidfd, select.POLLIN)
-            if not poller.poll(timeout * 1000):
+            if not _linux.wait_readable([pidfd], timeout * 1000):
                 os.kill(pid, 9)
                 os.waitpid(pid, 0)
                 raise RootletError(f"{what} timed out after {timeout}s")

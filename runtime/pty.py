@@ -9,9 +9,7 @@ controlling terminal and, for a container's init, /dev/console.
 
 from __future__ import annotations
 
-import _socket
 import os
-import sys
 
 from runtime import _linux
 from runtime.errors import RootletError
@@ -22,13 +20,10 @@ from runtime.sys.paths import ensure_in_root, fd_path
 
 def connect_console_socket(path: str) -> int:
     """A connection to the --console-socket listener, for attach()."""
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
-        sock.connect(path)
+        return _linux.unix_connect(path)
     except OSError as err:
-        sock.close()
         raise RootletError(f"connect to --console-socket {path}: {err.strerror}") from None
-    return sock.detach()
 
 
 def attach(console_fd: int, root_fd: int, size: tuple[int, int] | None, *, bind_console: bool) -> None:
@@ -43,7 +38,10 @@ def attach(console_fd: int, root_fd: int, size: tuple[int, int] | None, *, bind_
                 mount(fd_path(slave), fd_path(console), None, k.MS_BIND, step="bind the pty on /dev/console")
             finally:
                 os.close(console)
-        _send_fd(console_fd, master)
+        try:
+            _linux.send_message(console_fd, b"console", master)
+        except OSError as err:
+            raise fail("send the pty master to --console-socket", err) from None
     finally:
         os.close(master)
         os.close(console_fd)
@@ -71,12 +69,3 @@ def _open_pair(root_fd: int, size: tuple[int, int] | None) -> tuple[int, int]:
         raise fail("open a pty in the container's devpts", err) from None
     return master, slave
 
-
-def _send_fd(socket_fd: int, fd: int) -> None:
-    sock = _socket.socket(fileno=os.dup(socket_fd))
-    try:
-        sock.sendmsg([b"console"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
-    except OSError as err:
-        raise fail("send the pty master to --console-socket", err) from None
-    finally:
-        sock.close()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-import select
+
+from runtime import _linux
 
 
 def kill_and_reap(pid: int) -> None:
@@ -28,8 +29,6 @@ def wait_gone(pid: int, timeout: float) -> bool:
             return True
         raise
     try:
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        return bool(poller.poll(int(timeout * 1000)))
+        return bool(_linux.wait_readable([pidfd], int(timeout * 1000)))
     finally:
         os.close(pidfd)

@@ -33,7 +33,6 @@ This module imports only the extension, os, sys and rootlet's own small modules.
 from __future__ import annotations
 
 import os
-import sys
 
 from runtime import _seccomp, log
 from runtime.errors import ConfigError, RootletError
@@ -426,9 +425,7 @@ def forward_to_listener(plan: SeccompPlan, channel, pid: int, state: dict, *, wh
     """Receive the notify fd from `channel` and send it with the container
     process state to plan.listener_path (config-linux.md "The Container
     Process State"): one connection, one message, fd by SCM_RIGHTS."""
-    import _socket
-
-    from runtime import jsonio
+    from runtime import _linux, jsonio
 
     message, fd = channel.receive_fd("seccomp", what=what)
     try:
@@ -437,16 +434,16 @@ def forward_to_listener(plan: SeccompPlan, channel, pid: int, state: dict, *, wh
         document = {"ociVersion": SPEC_VERSION, "fds": ["seccompFd"], "pid": pid, "state": state}
         if plan.listener_metadata:
             document["metadata"] = plan.listener_metadata
-        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        sock = -1
         try:
-            sock.connect(plan.listener_path)
-            sock.sendmsg([jsonio.dumps(document).encode()],
-                         [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
+            sock = _linux.unix_connect(plan.listener_path)
+            _linux.send_message(sock, jsonio.dumps(document).encode(), fd)
         except OSError as err:
             raise RootletError(f"send the seccomp notify fd to {plan.listener_path}: {err.strerror}",
                                path="linux.seccomp.listenerPath", errno=err.errno or 0) from None
         finally:
-            sock.close()
+            if sock >= 0:
+                os.close(sock)
     finally:
         if fd >= 0:
             os.close(fd)

@@ -14,12 +14,12 @@ recorded at create, tells a reused pid from ours.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 
-from runtime import jsonio
+from runtime import _linux, jsonio
 from runtime.errors import ContainerExists, ContainerNotFound, RootletError
+from runtime.sys import constants as k
 
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
@@ -52,7 +52,7 @@ class ContainerDir:
         except FileExistsError:
             raise ContainerExists(container_id) from None
         fd = os.open(f"{root}/{container_id}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        _linux.flock(fd, k.LOCK_EX)
         return cls(root, container_id, fd)
 
     @classmethod
@@ -62,7 +62,7 @@ class ContainerDir:
             fd = os.open(f"{root}/{container_id}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise ContainerNotFound(container_id) from None
-        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        _linux.flock(fd, k.LOCK_SH if shared else k.LOCK_EX)
         # A create that failed, or a delete, may have removed it while we waited.
         if not os.path.exists(f"{root}/{container_id}/{STATE_FILE}"):
             os.close(fd)

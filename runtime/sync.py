@@ -8,33 +8,26 @@ parent as the same RootletError; end-of-file means the child died.
 
 from __future__ import annotations
 
-import _socket
 import os
-import sys
 
-from runtime import jsonio
+from runtime import _linux, jsonio
 from runtime.errors import RootletError
-
-_MAX = 65536
 
 
 class Channel:
-    __slots__ = ("sock",)
+    __slots__ = ("fd",)
 
-    def __init__(self, sock):
-        self.sock = sock
+    def __init__(self, fd: int):
+        self.fd = fd
 
     @classmethod
     def pair(cls) -> tuple[Channel, Channel]:
-        parent, child = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        parent, child = _linux.seqpacket_pair()
         return cls(parent), cls(child)
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
 
     def send(self, kind: str, **fields) -> None:
         fields["type"] = kind
-        self.sock.send(jsonio.dumps(fields).encode())
+        _linux.send_message(self.fd, jsonio.dumps(fields).encode())
 
     def send_error(self, err: BaseException) -> None:
         if isinstance(err, RootletError):
@@ -47,17 +40,11 @@ class Channel:
     def send_fd(self, kind: str, fd: int, **fields) -> None:
         """A message carrying one file descriptor (SCM_RIGHTS)."""
         fields["type"] = kind
-        self.sock.sendmsg([jsonio.dumps(fields).encode()],
-                          [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
+        _linux.send_message(self.fd, jsonio.dumps(fields).encode(), fd)
 
     def receive_fd(self, expected: str, *, what: str = "container init") -> tuple[dict, int]:
         """The next message and the fd it carries (-1 if none; close-on-exec)."""
-        data, ancillary, _flags, _address = self.sock.recvmsg(_MAX, _socket.CMSG_SPACE(4),
-                                                              _socket.MSG_CMSG_CLOEXEC)
-        fd = -1
-        for level, kind, payload in ancillary:
-            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(payload) >= 4:
-                fd = int.from_bytes(payload[:4], sys.byteorder)
+        data, fd = _linux.receive_message(self.fd)
         try:
             return self._decode(data, expected, what), fd
         except BaseException:
@@ -67,7 +54,10 @@ class Channel:
 
     def receive(self, expected: str, *, what: str = "container init") -> dict:
         """The next message, which must be of type `expected`; errors are raised."""
-        return self._decode(self.sock.recv(_MAX), expected, what)
+        message, fd = self.receive_fd(expected, what=what)
+        if fd >= 0:
+            os.close(fd)
+        return message
 
     @staticmethod
     def _decode(data: bytes, expected: str, what: str) -> dict:
@@ -82,10 +72,7 @@ class Channel:
         return message
 
     def close(self) -> None:
-        self.sock.close()
-
-    def set_inheritable(self, value: bool) -> None:
-        os.set_inheritable(self.sock.fileno(), value)
+        os.close(self.fd)
 
 
 def fork_reported(channel: Channel, fork) -> tuple:

@@ -7,7 +7,7 @@ import errno
 import os
 import time
 
-from runtime import _cgroupfs
+from runtime import _linux
 from runtime.errors import RootletError
 
 O_PATH = 0o10000000
@@ -86,19 +86,19 @@ class Manager:
 
     def read(self, directory: str, name: str) -> str:
         try:
-            return _cgroupfs.read_at(self.fd(directory), name)
+            return _linux.read_at(self.fd(directory), name)
         except OSError as err:
             raise RootletError(f"read {directory}/{name}: {err.strerror}", errno=err.errno or 0) from None
 
     def try_read(self, directory: str, name: str) -> str | None:
         try:
-            return _cgroupfs.read_at(self.fd(directory), name)
+            return _linux.read_at(self.fd(directory), name)
         except (OSError, RootletError):
             return None
 
     def write(self, directory: str, name: str, value: str, where: str = "") -> None:
         try:
-            _cgroupfs.write_at(self.fd(directory), name, value)
+            _linux.write_at(self.fd(directory), name, value)
         except OSError as err:
             raise write_error(directory, name, value, where, err) from None
 
@@ -107,7 +107,7 @@ class Manager:
         fd = self.fd(directory)
         for index, (name, value) in enumerate(alternatives):
             try:
-                _cgroupfs.write_at(fd, name, value)
+                _linux.write_at(fd, name, value)
                 return
             except OSError as err:
                 if err.errno == errno.ENOENT and index + 1 < len(alternatives):
@@ -224,13 +224,13 @@ def enable_controllers(manager: Manager, top: str, leaf: str, needed: set[str]) 
             continue
         fd = manager.fd(level)
         try:
-            _cgroupfs.write_at(fd, "cgroup.subtree_control", " ".join(f"+{name}" for name in sorted(wanted)))
+            _linux.write_at(fd, "cgroup.subtree_control", " ".join(f"+{name}" for name in sorted(wanted)))
             continue
         except OSError:
             pass
         for name in sorted(wanted):  # one by one: enable what can be, fail for what must be
             try:
-                _cgroupfs.write_at(fd, "cgroup.subtree_control", f"+{name}")
+                _linux.write_at(fd, "cgroup.subtree_control", f"+{name}")
             except OSError as err:
                 if name in needed:
                     raise write_error(level, "cgroup.subtree_control", f"+{name}",

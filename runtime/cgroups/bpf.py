@@ -26,7 +26,7 @@ _EXIT = 0x95        # BPF_JMP | BPF_EXIT
 
 DEVICE_TYPES = {"b": 1, "c": 2}          # BPF_DEVCG_DEV_BLOCK, BPF_DEVCG_DEV_CHAR
 ACCESS_BITS = {"m": 1, "r": 2, "w": 4}   # BPF_DEVCG_ACC_MKNOD, _READ, _WRITE
-LICENSE = "Apache-2.0"
+LICENSE = b"Apache-2.0"
 
 # registers: r2 device type, r3 pending access bits, r4 major, r5 minor
 _PROLOGUE = (

@@ -209,8 +209,9 @@ def events(root: str, container_id: str, stats_only: bool, interval: float) -> N
     """runc's `events`: one stats event (--stats), or a stats event every
     interval and an oom event whenever the kernel's OOM killer strikes in the
     container, until the container stops."""
-    import select
     import time
+
+    from runtime import _linux
 
     state = _load_running(root, container_id)
     manager = _manager(state, container_id)
@@ -220,8 +221,6 @@ def events(root: str, container_id: str, stats_only: bool, interval: float) -> N
             return
         pidfd = os.pidfd_open(state["pid"])
         try:
-            poller = select.poll()
-            poller.register(pidfd, select.POLLIN)
             ooms = manager.oom_kills()
             next_stats = time.monotonic()
             while True:
@@ -233,7 +232,8 @@ def events(root: str, container_id: str, stats_only: bool, interval: float) -> N
                 if seen > ooms:
                     _emit({"type": "oom", "id": container_id})
                 ooms = seen
-                if poller.poll(int(min(0.1, max(0.0, next_stats - time.monotonic())) * 1000)):
+                pause_ms = int(min(0.1, max(0.0, next_stats - time.monotonic())) * 1000)
+                if _linux.wait_readable([pidfd], pause_ms):
                     if manager.oom_kills() > ooms:
                         _emit({"type": "oom", "id": container_id})
                     return  # the init exited: the container stopped

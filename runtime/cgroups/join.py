@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from runtime import _cgroupfs, _linux
+from runtime import _linux
 from runtime.errors import RootletError
 from runtime.sys import constants as k
 
@@ -53,6 +53,6 @@ def enter(dirs: dict[str, str], born_in_unified: bool) -> None:
         else:
             name = "cgroup.procs"
         try:
-            _cgroupfs.write_at(k.AT_FDCWD, f"{directory}/{name}", "0")
+            _linux.write_at(k.AT_FDCWD, f"{directory}/{name}", "0")
         except OSError as err:
             raise RootletError(f"join cgroup {directory}: {err.strerror}", errno=err.errno or 0) from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import errno
 import os
 
-from runtime import _cgroupfs
+from runtime import _linux
 from runtime.cgroups.base import (
     Manager,
     enable_controllers,
@@ -75,7 +75,7 @@ class V1(Manager):
             name, value = alternatives[0]
             try:
                 if len(alternatives) == 1:
-                    _cgroupfs.write_at(self.fd(directory), name, value)
+                    _linux.write_at(self.fd(directory), name, value)
                 else:
                     self.write_first(directory, alternatives, where)
             except OSError as err:
@@ -130,7 +130,7 @@ class V1(Manager):
         unified = self.dirs.get("")
         if unified:
             try:
-                _cgroupfs.write_at(self.fd(unified), "cgroup.kill", "1")
+                _linux.write_at(self.fd(unified), "cgroup.kill", "1")
             except OSError:
                 pass
         if self.paused():  # frozen v1 processes die of SIGKILL only once thawed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 
-from runtime import _cgroupfs
+from runtime import _bpf, _linux
 from runtime.cgroups.base import (
     Manager,
     enable_controllers,
@@ -39,7 +39,7 @@ class V2(Manager):
             if len(alternatives) == 1:
                 name, value = alternatives[0]
                 try:
-                    _cgroupfs.write_at(fd, name, value)
+                    _linux.write_at(fd, name, value)
                 except OSError as err:
                     raise write_error(self.dir, name, value, where, err) from None
             else:
@@ -52,16 +52,16 @@ class V2(Manager):
 
         fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            old = [] if fresh else _cgroupfs.bpf_query(fd, _cgroupfs.BPF_CGROUP_DEVICE)
-            program = _cgroupfs.bpf_load_device_program(bpf.assemble(rules), bpf.LICENSE)
+            old = [] if fresh else _bpf.bpf_query(fd, _bpf.BPF_CGROUP_DEVICE)
+            program = _bpf.bpf_load_device_program(bpf.assemble(rules), bpf.LICENSE)
             try:
-                _cgroupfs.bpf_attach(program, fd, _cgroupfs.BPF_CGROUP_DEVICE, _cgroupfs.BPF_F_ALLOW_MULTI)
+                _bpf.bpf_attach(program, fd, _bpf.BPF_CGROUP_DEVICE, _bpf.BPF_F_ALLOW_MULTI)
             finally:
                 os.close(program)
             for prog_id in old:  # replaced: the new program alone decides
-                old_fd = _cgroupfs.bpf_program_fd(prog_id)
+                old_fd = _bpf.bpf_program_fd(prog_id)
                 try:
-                    _cgroupfs.bpf_detach(old_fd, fd, _cgroupfs.BPF_CGROUP_DEVICE)
+                    _bpf.bpf_detach(old_fd, fd, _bpf.BPF_CGROUP_DEVICE)
                 finally:
                     os.close(old_fd)
         except OSError as err:
@@ -95,7 +95,7 @@ class V2(Manager):
 
     def kill_all(self, timeout: float = 10.0) -> None:
         try:
-            _cgroupfs.write_at(self.fd(self.dir), "cgroup.kill", "1")
+            _linux.write_at(self.fd(self.dir), "cgroup.kill", "1")
         except OSError as err:
             if err.errno != errno.ENOENT:  # before Linux 5.14: one process at a time
                 raise write_error(self.dir, "cgroup.kill", "1", "", err) from None

@@ -142,7 +142,7 @@ def _device(path: str):
 
 
 def test_the_ebpf_device_filter(rt, cid, bundle):
-    from runtime import _cgroupfs
+    from runtime import _bpf
 
     found = [d for d in map(_device, ("/dev/vda", "/dev/rtc0", "/dev/fuse", "/dev/loop-control")) if d]
     if len(found) < 2:
@@ -168,7 +168,7 @@ def test_the_ebpf_device_filter(rt, cid, bundle):
                                                     "null:open"]
     fd = os.open(cgroups.cgroup_dir(rt.state(cid)["pid"]), os.O_RDONLY | os.O_DIRECTORY)
     try:
-        assert len(_cgroupfs.bpf_query(fd, _cgroupfs.BPF_CGROUP_DEVICE)) == 1
+        assert len(_bpf.bpf_query(fd, _bpf.BPF_CGROUP_DEVICE)) == 1
     finally:
         os.close(fd)
 

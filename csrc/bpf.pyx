@@ -1,27 +1,19 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, binding=False
-"""The cgroup manager's system calls: file writes under a cgroup's directory
-fd, and the bpf(2) commands of the cgroup v2 device filter.
+"""bpf(2) commands of the cgroup v2 device filter: load the program that
+runtime.cgroups.bpf assembles, attach it, find and detach older ones.
 
-Like runtime._linux, every failure is an OSError(errno, strerror, filename)
-and nothing here decides policy: runtime.cgroups plans what to write.
+Like runtime._linux, every failure is an OSError(errno, strerror) and
+nothing here decides policy. Only cgroup v2 with device rules loads this
+module; the file writes of every cgroup are runtime._linux's.
 """
 
-from libc.errno cimport errno, EINTR
+from libc.errno cimport errno
 from libc.string cimport memset
 from libc.stdint cimport uint32_t, uint64_t
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 
 
-cdef extern from "<fcntl.h>":
-    int openat(int dirfd, const char *path, int flags, ...)
-    int O_WRONLY
-    int O_RDONLY
-    int O_CLOEXEC
-
 cdef extern from "<unistd.h>":
-    ssize_t c_write "write"(int fd, const void *buf, size_t count)
-    ssize_t c_read "read"(int fd, void *buf, size_t count)
-    int c_close "close"(int fd)
     long syscall(long number, ...)
 
 cdef extern from "<sys/syscall.h>":
@@ -32,68 +24,6 @@ cdef object _error(int code, object filename):
     import os
     return OSError(code, os.strerror(code), filename)
 
-
-cdef bytes _fs(value):
-    if isinstance(value, bytes):
-        return value
-    return (<str>value).encode("utf-8", "surrogateescape")
-
-
-cdef int _write_one(int dirfd, bytes name, bytes value) except -1:
-    cdef int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC)
-    cdef int code
-    cdef ssize_t written
-    if fd < 0:
-        raise _error(errno, name.decode("utf-8", "surrogateescape"))
-    while True:
-        written = c_write(fd, <const char *>value, len(value))
-        if written >= 0 or errno != EINTR:
-            break
-    code = errno
-    c_close(fd)
-    if written < 0:
-        raise _error(code, name.decode("utf-8", "surrogateescape"))
-    return 0
-
-
-def write_at(int dirfd, name, value):
-    """Write `value` to the file `name` under `dirfd` in one write(2), as
-    cgroupfs wants (each write is one request)."""
-    _write_one(dirfd, _fs(name), _fs(value))
-
-
-def write_all(int dirfd, writes):
-    """Write each (name, value) in order; the first failure raises, naming the file."""
-    for name, value in writes:
-        _write_one(dirfd, _fs(name), _fs(value))
-
-
-def read_at(int dirfd, name):
-    """The whole (small) file `name` under `dirfd`, as str."""
-    cdef bytes b_name = _fs(name)
-    cdef int fd = openat(dirfd, b_name, O_RDONLY | O_CLOEXEC)
-    cdef char buffer[16384]
-    cdef ssize_t got
-    cdef int code
-    if fd < 0:
-        raise _error(errno, name)
-    chunks = []
-    while True:
-        got = c_read(fd, buffer, sizeof(buffer))
-        if got < 0:
-            if errno == EINTR:
-                continue
-            code = errno
-            c_close(fd)
-            raise _error(code, name)
-        if got == 0:
-            break
-        chunks.append(buffer[:got])
-    c_close(fd)
-    return b"".join(chunks).decode("utf-8", "surrogateescape")
-
-
-# ---------------------------------------------------------------- bpf(2)
 
 DEF BPF_PROG_LOAD = 5
 DEF BPF_PROG_ATTACH = 8
@@ -145,12 +75,11 @@ cdef struct get_fd_attr:
     char tail[116]
 
 
-def bpf_load_device_program(bytes instructions, license, name=b"rootlet_dev"):
+def bpf_load_device_program(bytes instructions, bytes license, bytes name=b"rootlet_dev"):
     """Load a BPF_PROG_TYPE_CGROUP_DEVICE program (8-byte instructions);
     returns its fd. A rejected program raises OSError with the verifier's log."""
     cdef prog_load_attr attr
-    cdef bytes b_license = _fs(license)
-    cdef bytes b_name = _fs(name)[:15]
+    cdef bytes b_name = name[:15]
     cdef char *log = NULL
     cdef bytes raw
     cdef long fd
@@ -158,7 +87,7 @@ def bpf_load_device_program(bytes instructions, license, name=b"rootlet_dev"):
     attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE
     attr.insn_cnt = len(instructions) // 8
     attr.insns = <uint64_t><const char *>instructions
-    attr.license = <uint64_t><const char *>b_license
+    attr.license = <uint64_t><const char *>license
     for index in range(len(b_name)):
         attr.prog_name[index] = b_name[index]
     fd = syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof(attr))
