@@ -18,18 +18,24 @@ except ImportError:  # older setuptools keep it in distutils only
 HERE = Path(__file__).parent
 
 
-class BuildWithSchemas(build_py):
+class BuildPackage(build_py):
     """Install specs/*.json as runtime/specs/ package data (in the tree,
-    runtime/specs is a symlink to ../specs)."""
+    runtime/specs is a symlink to ../specs), and the compiled modules as
+    one bundle that an installed rootlet imports from (runtime/bundle.py)."""
 
     def run(self):
         super().run()
-        target = Path(self.build_lib) / "runtime" / "specs"
+        package = Path(self.build_lib) / "runtime"
+        target = package / "specs"
         if target.is_symlink():
             target.unlink()
         target.mkdir(parents=True, exist_ok=True)
         for schema in (HERE / "specs").glob("*.json"):
             shutil.copy(schema, target / schema.name)
+        sys.path.insert(0, str(HERE))
+        from runtime import bundle
+
+        bundle.write(str(package), str(package / bundle.NAME))
 
 
 class BuildLauncher(_build_scripts):
@@ -63,6 +69,6 @@ setup(
     packages=["runtime", "runtime.spec", "runtime.sys", "runtime.cgroups"],
     ext_modules=cythonize(extensions, language_level=3, quiet=True),
     scripts=["bin/rootlet"],
-    cmdclass={"build_py": BuildWithSchemas, "build_scripts": BuildLauncher},
+    cmdclass={"build_py": BuildPackage, "build_scripts": BuildLauncher},
     extras_require={"test": ["pytest", "jsonschema"]},
 )
