@@ -355,8 +355,7 @@ def clone_process(uint64_t flags, int cgroup_fd=-1):
         return 0
     PyOS_AfterFork_Parent()
     if pid < 0:
-        import os
-        raise OSError(saved, os.strerror(saved))
+        _fail(saved, None)
     return pid
 
 
@@ -394,7 +393,6 @@ cdef extern from "<time.h>":
 
 cdef extern from "Python.h":
     int PyErr_CheckSignals() except -1
-
 
 
 cdef int _retry(long result) except -1:
