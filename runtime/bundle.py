@@ -51,8 +51,9 @@ def write(package_dir: str, target: str) -> None:
 class Finder:
     """A meta path finder and loader for the modules in one bundle."""
 
-    def __init__(self, path: str, top: str, index: dict, base: int):
+    def __init__(self, path: str, identity: tuple[int, int], top: str, index: dict, base: int):
         self.path = path
+        self.identity = identity  # (st_dev, st_ino) of the file the index came from
         self.top = top  # the directory that holds the `runtime` package
         self.index = index
         self.base = base  # where the code starts, after the index
@@ -76,10 +77,17 @@ class Finder:
         _is_package, _relative, offset, length = self.index[module.__name__]
         fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         try:
+            if _identity(fd) != self.identity:  # not at these offsets: a reinstall replaced it
+                raise ImportError(f"{self.path} was replaced while rootlet ran", name=module.__name__)
             code = marshal.loads(os.pread(fd, length, self.base + offset))
         finally:
             os.close(fd)
         exec(code, module.__dict__)
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    status = os.fstat(fd)
+    return status.st_dev, status.st_ino
 
 
 def install(package_dir: str) -> None:
@@ -90,9 +98,10 @@ def install(package_dir: str) -> None:
     except OSError:
         return
     try:
+        identity = _identity(fd)
         size = int.from_bytes(os.pread(fd, 4, 0), "little")
         magic, index = marshal.loads(os.pread(fd, size, 4))
     finally:
         os.close(fd)
     if magic == MAGIC_NUMBER:
-        sys.meta_path.insert(0, Finder(path, os.path.dirname(package_dir), index, 4 + size))
+        sys.meta_path.insert(0, Finder(path, identity, os.path.dirname(package_dir), index, 4 + size))

@@ -65,3 +65,16 @@ def test_tracebacks_name_the_module_file(tmp_path):
         capture_output=True, text=True, check=True)
     assert 'File "runtime/jsonio.py"' in done.stderr
     assert "open(path" in done.stderr  # the source line, found through sys.path
+
+
+def test_a_bundle_replaced_while_running_is_an_import_error_not_wrong_code(tmp_path):
+    _copy_package(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c",
+         "import shutil, sys; sys.path.insert(0, sys.argv[1]); import runtime\n"
+         "bundle = f'{sys.argv[1]}/runtime/modules.bundle'\n"
+         "shutil.copy(bundle, bundle + '.new'); shutil.move(bundle + '.new', bundle)  # as a reinstall does\n"
+         "try:\n    import runtime.log\nexcept ImportError as err:\n    print(err)",
+         str(tmp_path)],
+        capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == f"{tmp_path}/runtime/modules.bundle was replaced while rootlet ran"
