@@ -35,7 +35,8 @@ class BuildPackage(build_py):
         sys.path.insert(0, str(HERE))
         from runtime import bundle
 
-        bundle.write(str(package), str(package / bundle.NAME))
+        # From the sources, not build_lib, which may keep modules an older build copied.
+        bundle.write(str(HERE / "runtime"), str(package / bundle.NAME))
 
 
 class BuildLauncher(_build_scripts):
